@@ -1,0 +1,90 @@
+"""Stages 3-6 for one model and target: import, compile with TVM, export ``.so`` + metadata."""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import targets
+from .frontend import import_torch
+from .fsutil import atomic_write_json, atomic_write_via, sha256_file
+from .models import ModelSpec, load_model
+from .runtime.artifact import METADATA_VERSION, Artifact, read_artifact
+
+
+@dataclass
+class Compiled:
+    """A compiled Relax executable in memory, with what it was built from."""
+
+    spec: ModelSpec
+    preset: targets.TargetPreset
+    target_json: dict
+    executable: object  # tvm.relax.VMExecutable
+    input_shape: tuple
+    output_shapes: list
+    compile_s: float
+
+
+def import_model(spec: ModelSpec, batch: int = 1):
+    return import_torch(spec.module, spec.example_input(batch), spec.name)
+
+
+def output_shapes(mod) -> list:
+    """Static shapes of ``main``'s outputs (a tuple of head maps, or one tensor)."""
+    ret = mod["main"].ret_ty
+    fields = ret.fields if hasattr(ret, "fields") else [ret]
+    return [[int(d) for d in f.shape] for f in fields]
+
+
+def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores: int | None = None) -> Compiled:
+    import tvm
+
+    preset = targets.resolve_preset(target)
+    tjson = targets.target_json(preset, num_cores)
+    start = time.perf_counter()
+    mod = import_model(spec, batch)
+    executable = tvm.compile(mod, target=tvm.target.Target(tjson))
+    return Compiled(spec=spec, preset=preset, target_json=tjson, executable=executable,
+                    input_shape=(batch, 3, spec.input_size, spec.input_size),
+                    output_shapes=output_shapes(mod), compile_s=time.perf_counter() - start)
+
+
+def export(compiled: Compiled, out_dir, name: str | None = None) -> Artifact:
+    """Write ``<name>.so`` then ``<name>.json`` (with the .so's sha256), each atomically: an
+    interrupted export leaves the previous artifact whole, and a reader never pairs a new
+    library with old metadata without noticing."""
+    import tvm
+    import tvm_ffi
+
+    spec = compiled.spec
+    name = name or f"{spec.name}-{spec.input_size}-b{compiled.input_shape[0]}-{compiled.preset.name}"
+    out_dir = Path(out_dir)
+    library = atomic_write_via(out_dir / f"{name}.so", compiled.executable.export_library)
+    meta = {
+        "format_version": METADATA_VERSION,
+        "model": spec.name,
+        "weights": spec.weights,
+        "classes": spec.classes,
+        "input_shape": list(compiled.input_shape),
+        "input_size": spec.input_size,
+        "decoder": spec.decoder,
+        "preprocess": spec.preprocess,
+        "outputs": compiled.output_shapes,
+        "strides": [spec.input_size // shape[-1] for shape in compiled.output_shapes],
+        "target": compiled.target_json,
+        "target_preset": compiled.preset.name,
+        "required_cpu_flags": list(compiled.preset.cpu_flags),
+        "library": library.name,
+        "library_sha256": sha256_file(library),
+        "tvm_version": tvm.__version__,
+        "tvm_ffi_version": tvm_ffi.__version__,
+        "compile_seconds": round(compiled.compile_s, 2),
+        "tuned": False,
+    }
+    atomic_write_json(out_dir / f"{name}.json", meta)
+    return read_artifact(out_dir / f"{name}.json")
+
+
+def compile_model(model: str, target: str = "x86", out_dir="out", input_size: int | None = None,
+                  batch: int = 1, name: str | None = None) -> Artifact:
+    """The whole path from a model name to an exported, verified artifact."""
+    return export(compile_spec(load_model(model, input_size), target, batch), out_dir, name)

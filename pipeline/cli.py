@@ -1,0 +1,154 @@
+"""``slimdet``: a thin command line over the Python API (each command is a few calls)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import SlimdetError
+
+
+def _ints(text):
+    return tuple(int(v) for v in text.split(",") if v)
+
+
+def cmd_fetch(args):
+    from . import assets
+
+    for bundle in (assets.YOLOV3_TINY, assets.DARKNET_PHOTOS, assets.SKIMAGE_PHOTOS):
+        paths = bundle.paths()
+        print(f"{bundle.name}: {len(paths)} files verified in {bundle.directory()}")
+
+
+def cmd_compile(args):
+    from .build import compile_model
+
+    artifact = compile_model(args.model, args.target, args.out, args.imgsz, args.batch)
+    meta = artifact.metadata
+    print(f"wrote {artifact.library} ({artifact.library.stat().st_size / 1e6:.1f} MB) and {artifact.metadata_path}")
+    print(f"target {meta['target_preset']}: {meta['target']}; compiled in {meta['compile_seconds']} s; "
+          f"untuned default schedules (run `slimdet tune` for speed)")
+
+
+def cmd_predict(args):
+    from .runtime import Predictor
+    from .runtime.draw import draw_detections, save_png
+    from .runtime.preprocess import load_image
+
+    predictor = Predictor(args.artifact, conf_threshold=args.conf, iou_threshold=args.iou)
+    image = load_image(args.image)
+    detections = predictor.predict(image)
+    for d in detections:
+        print(f"{d.label:<16} {d.score:.3f}  [{', '.join(f'{v:.0f}' for v in d.box)}]")
+    if not detections:
+        print("no detections above the threshold")
+    if args.out:
+        save_png(draw_detections(image, detections), args.out)
+        print(f"wrote {args.out}")
+
+
+def cmd_bench(args):
+    from .bench.harness import bench_model
+    from .bench.report import format_table, plot, save_json
+
+    results = []
+    for size in args.imgsz or (None,):
+        result = bench_model(args.model, size, args.target, args.batch, args.threads, args.streams, args.reps,
+                             engines=args.engines.split(","), memory=not args.no_memory)
+        print(format_table(result))
+        results.append(result)
+    if args.json:
+        save_json(results, args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot(results, args.plot)
+        print(f"wrote {args.plot}")
+
+
+def cmd_demo(args):
+    from . import assets
+    from .bench.harness import bench_model
+    from .bench.report import format_table, plot, save_json
+    from .build import compile_model
+    from .runtime import Predictor
+    from .runtime.draw import draw_detections, save_png
+    from .runtime.preprocess import load_image
+
+    out = Path(args.out)
+    print(f"== compiling {args.model} for {args.target}")
+    artifact = compile_model(args.model, args.target, out / "artifact")
+    print(f"   {artifact.library} + {artifact.metadata_path.name}")
+    predictor = Predictor(artifact.metadata_path)
+    print("== detecting on real photos (darknet's and scikit-image's)")
+    for path in assets.DARKNET_PHOTOS.paths().values():
+        image = load_image(path)
+        detections = predictor.predict(image)
+        save_png(draw_detections(image, detections), out / f"{path.stem}.png")
+        found = ", ".join(f"{d.label} {d.score:.2f}" for d in detections) or "nothing"
+        print(f"   {path.name:<12} -> {found}")
+    print("== benchmark (interleaved, medians)")
+    result = bench_model(args.model, None, args.target, (1,), (2,), (), args.reps,
+                         engines=("pytorch-eager", "onnxruntime", "openvino", "tvm"), workdir=out / "bench")
+    print(format_table(result))
+    save_json([result], out / "bench.json")
+    plot([result], out / "bench.png")
+    print(f"== wrote annotated PNGs, bench.json and bench.png under {out}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="slimdet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fetch", help="download and verify the real weights and photos")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("compile", help="import a model into TVM, compile it and export .so + metadata")
+    p.add_argument("--model", required=True)
+    p.add_argument("--target", default="x86")
+    p.add_argument("--out", required=True)
+    p.add_argument("--imgsz", type=int)
+    p.add_argument("--batch", type=int, default=1)
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("predict", help="detect objects in an image with an exported artifact")
+    p.add_argument("--artifact", required=True, help="artifact directory or its .json")
+    p.add_argument("--image", required=True)
+    p.add_argument("--out", help="write the image with boxes drawn to this PNG")
+    p.add_argument("--conf", type=float, default=0.25)
+    p.add_argument("--iou", type=float, default=0.45)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("bench", help="TVM vs eager PyTorch, torch.compile, ONNX Runtime, OpenVINO in one run")
+    p.add_argument("--model", required=True)
+    p.add_argument("--target", default="x86")
+    p.add_argument("--imgsz", type=int, action="append", help="repeat for several sizes")
+    p.add_argument("--batch", type=_ints, default=(1,), help="comma list, e.g. 1,4")
+    p.add_argument("--threads", type=_ints, default=(1, 2), help="comma list, e.g. 1,2")
+    p.add_argument("--streams", type=_ints, default=(), help="parallel single-thread streams, e.g. 2")
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--engines", default="pytorch-eager,torch.compile,onnxruntime,openvino,tvm")
+    p.add_argument("--no-memory", action="store_true", help="skip the per-engine peak-memory processes")
+    p.add_argument("--json")
+    p.add_argument("--plot")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="compile the default model, detect on real photos, benchmark")
+    p.add_argument("--model", default="yolov3-tiny")
+    p.add_argument("--target", default="x86")
+    p.add_argument("--out", default="out/demo")
+    p.add_argument("--reps", type=int, default=3)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SlimdetError as e:
+        print(f"slimdet: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The errors slimdet raises for bad input: each names the problem and what to do."""
+
+
+class SlimdetError(Exception):
+    """Base class: the CLI prints these as one line and exits 2, without a traceback."""
+
+
+class UnknownModelError(SlimdetError):
+    pass
+
+
+class UnknownTargetError(SlimdetError):
+    pass
+
+
+class AssetError(SlimdetError):
+    """A fetched file is missing, unreadable, or fails its sha256 check."""
+
+
+class UnsupportedOpError(SlimdetError):
+    """The importer met an operator it has no converter for."""
+
+
+class ArtifactError(SlimdetError):
+    """An exported library or its metadata is missing, corrupt, or does not match."""
+
+
+class InputError(SlimdetError):
+    """An image that cannot be read, or an input tensor of the wrong shape."""

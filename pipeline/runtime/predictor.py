@@ -1,0 +1,72 @@
+"""Load an exported artifact and detect objects: TVM runtime + numpy + PIL, nothing else.
+
+This module must stay importable on a board that has only the TVM runtime: no torch, no
+``tvm.relax`` compiler, no MetaSchedule. ``tests/test_runtime.py`` holds it to that.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ArtifactError, InputError
+from ..targets import host_cpu_flags
+from .artifact import read_artifact
+from .decode import decode, detect
+from .preprocess import letterbox, load_image
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple  # x1, y1, x2, y2 in original image pixels
+    score: float
+    class_id: int
+    label: str
+
+
+class Predictor:
+    def __init__(self, artifact_path, conf_threshold=0.25, iou_threshold=0.45, device="cpu"):
+        import tvm
+        from tvm.runtime.vm import VirtualMachine
+
+        self.artifact = read_artifact(artifact_path)
+        meta = self.meta = self.artifact.metadata
+        missing = [f for f in meta.get("required_cpu_flags", []) if f not in host_cpu_flags()]
+        if missing:
+            raise ArtifactError(f"{self.artifact.library.name} was built for {meta['target_preset']}; "
+                                f"this CPU lacks {', '.join(missing)}")
+        try:
+            lib = tvm.runtime.load_module(str(self.artifact.library))
+        except Exception as e:
+            raise ArtifactError(f"cannot load {self.artifact.library}: {e}") from None
+        self.device = tvm.device(device)
+        self.vm = VirtualMachine(lib, self.device)
+        self.input_shape = tuple(meta["input_shape"])
+        self.input_size = meta["input_size"]
+        self.classes = meta["classes"]
+        self.conf_threshold, self.iou_threshold = conf_threshold, iou_threshold
+        self._tvm = tvm
+
+    def run(self, batch: np.ndarray) -> list:
+        """Raw head maps (list of numpy arrays) for a preprocessed NCHW float32 batch."""
+        if tuple(batch.shape) != self.input_shape or batch.dtype != np.float32:
+            raise InputError(f"input must be float32 of shape {self.input_shape} (this library was compiled "
+                             f"for it); got {batch.dtype} {tuple(batch.shape)}")
+        out = self.vm["main"](self._tvm.runtime.tensor(batch, self.device))
+        outs = out if not hasattr(out, "numpy") else [out]
+        return [o.numpy() for o in outs]
+
+    def preprocess(self, image):
+        return letterbox(image, self.input_size, self.meta["preprocess"])
+
+    def predict(self, image_or_path) -> list:
+        """Detections for one image (a path or a PIL image), boxes in the image's pixels."""
+        image = image_or_path if hasattr(image_or_path, "size") else load_image(image_or_path)
+        if self.input_shape[0] != 1:
+            raise InputError(f"predict() takes one image; this library has batch {self.input_shape[0]}")
+        x, box_map = self.preprocess(image)
+        maps = [m[0] for m in self.run(x[None])]
+        boxes, scores = decode(maps, self.input_size, self.meta["decoder"])
+        xyxy, conf, cls = detect(boxes, scores, self.conf_threshold, self.iou_threshold)
+        xyxy = box_map.to_image(xyxy, *image.size)
+        return [Detection(tuple(float(v) for v in b), float(s), int(c), self.classes[c])
+                for b, s, c in zip(xyxy, conf, cls)]
