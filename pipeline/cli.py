@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import SlimdetError
@@ -141,6 +142,8 @@ def build_parser():
 
 
 def main(argv=None):
+    # torch.export's pytree deprecation notices say nothing a slimdet user can act on.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|copyreg)")
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -1,0 +1,20 @@
+from pipeline import assets
+from pipeline.cli import main
+
+
+def test_compile_then_predict_writes_an_annotated_png(tmp_path, capsys):
+    assert main(["compile", "--model", "yolov3-tiny", "--imgsz", "416", "--out", str(tmp_path / "a")]) == 0
+    png = tmp_path / "dog.png"
+    assert main(["predict", "--artifact", str(tmp_path / "a"), "--image", str(assets.photo("dog.jpg")),
+                 "--out", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "dog" in out and "bicycle" in out and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    assert main(["compile", "--model", "nope", "--out", str(tmp_path)]) == 2
+    assert main(["compile", "--model", "yolov3-tiny", "--target", "sparc", "--out", str(tmp_path)]) == 2
+    assert main(["predict", "--artifact", str(tmp_path / "missing"), "--image", "x.jpg"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("slimdet: error: ") for line in err)
+    assert "unknown model 'nope'" in err[0] and "unknown target 'sparc'" in err[1] and "not found" in err[2]
