@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MODEL ?= yolov3-tiny
 TARGET ?= x86
 
-.PHONY: setup fetch demo test test-fast bench compile clean
+.PHONY: setup fetch demo test test-fast bench compile tune clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: fetch
 		--reps 3 --json benchmarks/results/yolov3-tiny-$(TARGET).json --plot benchmarks/results/yolov3-tiny-$(TARGET).png
 	$(SLIMDET) bench --model yolov8n --imgsz 416 --imgsz 640 --batch 1,4 --threads 1,2 --streams 2 \
 		--reps 3 --json benchmarks/results/yolov8n-$(TARGET).json --plot benchmarks/results/yolov8n-$(TARGET).png
+
+TRIALS ?= 2000
+IMGSZ ?=
+tune: fetch
+	$(SLIMDET) tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(IMGSZ),--imgsz $(IMGSZ))
 
 clean:
 	rm -rf out

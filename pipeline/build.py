@@ -22,6 +22,7 @@ class Compiled:
     input_shape: tuple
     output_shapes: list
     compile_s: float
+    tuning: dict  # which database was applied and what it covers; {"database": None} when untuned
 
 
 def import_model(spec: ModelSpec, batch: int = 1):
@@ -35,17 +36,48 @@ def output_shapes(mod) -> list:
     return [[int(d) for d in f.shape] for f in fields]
 
 
-def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores: int | None = None) -> Compiled:
+def find_database(preset, tjson: dict, model: str, variant: str, root=None):
+    """The committed tuning database for this model/variant/target, or None with the reason."""
+    from .tuning.database import TuningDatabaseError, database_dir, open_database
+
+    directory = database_dir(preset.name, model, variant, root)
+    try:
+        db = open_database(directory, tjson)
+    except TuningDatabaseError as e:
+        if "tuned for target" not in str(e):
+            raise  # corrupt databases are errors; only a target mismatch is a reported skip
+        return None, f"skipped: {e}"
+    return db, (None if db else f"no tuning database at {directory}")
+
+
+def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores: int | None = None,
+                 variant: str = "fp32", tuned: bool = True, schedules_root=None) -> Compiled:
+    """Import and compile; with ``tuned``, apply the committed database for exactly this target."""
     import tvm
 
     preset = targets.resolve_preset(target)
     tjson = targets.target_json(preset, num_cores)
+    tvm_target = tvm.target.Target(tjson)
     start = time.perf_counter()
     mod = import_model(spec, batch)
-    executable = tvm.compile(mod, target=tvm.target.Target(tjson))
+    db, why_not = find_database(preset, tjson, spec.name, variant, schedules_root) if tuned else (None, "untuned")
+    if db is None:
+        executable = tvm.compile(mod, target=tvm_target)
+        tuning = {"database": None, "reason": why_not}
+    else:
+        from tvm.s_tir import meta_schedule as ms
+
+        from .tuning.tasks import coverage, extract_tasks
+
+        database = db.open()
+        cover = coverage(extract_tasks(mod, tvm_target), database, tvm_target)
+        executable = ms.relax_integration.compile_relax(database, mod, tvm_target, params=None)
+        tuning = {"database": str(db.directory), "trials": db.meta.get("trials"), "coverage": cover.summary(),
+                  "tuned_tasks": cover.tuned_tasks, "tasks": cover.tasks,
+                  "tuned_flop_fraction": round(cover.tuned_flops / cover.flops, 4) if cover.flops else 1.0}
     return Compiled(spec=spec, preset=preset, target_json=tjson, executable=executable,
                     input_shape=(batch, 3, spec.input_size, spec.input_size),
-                    output_shapes=output_shapes(mod), compile_s=time.perf_counter() - start)
+                    output_shapes=output_shapes(mod), compile_s=time.perf_counter() - start, tuning=tuning)
 
 
 def export(compiled: Compiled, out_dir, name: str | None = None) -> Artifact:
@@ -78,13 +110,14 @@ def export(compiled: Compiled, out_dir, name: str | None = None) -> Artifact:
         "tvm_version": tvm.__version__,
         "tvm_ffi_version": tvm_ffi.__version__,
         "compile_seconds": round(compiled.compile_s, 2),
-        "tuned": False,
+        "tuning": compiled.tuning,
     }
     atomic_write_json(out_dir / f"{name}.json", meta)
     return read_artifact(out_dir / f"{name}.json")
 
 
 def compile_model(model: str, target: str = "x86", out_dir="out", input_size: int | None = None,
-                  batch: int = 1, name: str | None = None) -> Artifact:
+                  batch: int = 1, name: str | None = None, tuned: bool = True, schedules_root=None) -> Artifact:
     """The whole path from a model name to an exported, verified artifact."""
-    return export(compile_spec(load_model(model, input_size), target, batch), out_dir, name)
+    compiled = compile_spec(load_model(model, input_size), target, batch, tuned=tuned, schedules_root=schedules_root)
+    return export(compiled, out_dir, name)

@@ -23,11 +23,30 @@ def cmd_fetch(args):
 def cmd_compile(args):
     from .build import compile_model
 
-    artifact = compile_model(args.model, args.target, args.out, args.imgsz, args.batch)
+    artifact = compile_model(args.model, args.target, args.out, args.imgsz, args.batch, tuned=not args.untuned)
     meta = artifact.metadata
     print(f"wrote {artifact.library} ({artifact.library.stat().st_size / 1e6:.1f} MB) and {artifact.metadata_path}")
-    print(f"target {meta['target_preset']}: {meta['target']}; compiled in {meta['compile_seconds']} s; "
-          f"untuned default schedules (run `slimdet tune` for speed)")
+    print(f"target {meta['target_preset']}: {meta['target']}; compiled in {meta['compile_seconds']} s")
+    tuning = meta["tuning"]
+    if tuning["database"]:
+        print(f"{tuning['coverage']} (database {tuning['database']}, {tuning['trials']} trials)")
+    else:
+        print(f"untuned default schedules ({tuning['reason']}); `slimdet tune` makes it fast")
+
+
+def cmd_tune(args):
+    import logging
+
+    from .tuning.tune import tune
+
+    if not args.verbose:  # our progress line replaces MetaSchedule's per-round tables
+        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+    report = tune(args.model, args.target, args.variant, args.imgsz, args.batch, args.trials, args.trials_per_task,
+                  time_budget=args.time_budget, rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key)
+    print(report.table())
+    print(f"{report.trials_run} trials in {report.seconds / 60:.1f} min this run ({report.trials_before} before); "
+          f"{report.coverage}")
+    print(f"database: {report.database}")
 
 
 def cmd_predict(args):
@@ -108,7 +127,22 @@ def build_parser():
     p.add_argument("--out", required=True)
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--untuned", action="store_true", help="ignore tuning databases")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("tune", help="tune with MetaSchedule + XGBoost into schedules/<target>/<model>-<variant>/")
+    p.add_argument("--model", required=True)
+    p.add_argument("--target", default="x86")
+    p.add_argument("--variant", default="fp32")
+    p.add_argument("--imgsz", type=int)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--trials", type=int, default=2000, help="total budget, trials already recorded included")
+    p.add_argument("--trials-per-task", type=int)
+    p.add_argument("--time-budget", type=float, help="seconds; stops after the trials in flight")
+    p.add_argument("--rpc-tracker", help="HOST:PORT of a TVM RPC tracker with devices registered")
+    p.add_argument("--rpc-key")
+    p.add_argument("--verbose", action="store_true", help="keep MetaSchedule's own logs")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("predict", help="detect objects in an image with an exported artifact")
     p.add_argument("--artifact", required=True, help="artifact directory or its .json")

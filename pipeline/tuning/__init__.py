@@ -1,0 +1,1 @@
+"""Stage 5, tuning: MetaSchedule + XGBoost, with target-aware databases committed under schedules/."""

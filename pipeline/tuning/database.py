@@ -1,0 +1,129 @@
+"""Target-aware tuning databases: ``schedules/<preset>/<model>-<variant>/``.
+
+Each directory holds MetaSchedule's JSON database (``database_workload.json`` +
+``database_tuning_record.json``, one JSON document per line, appended as trials are measured)
+and ``meta.json``: the exact target JSON it was tuned for, TVM/ffi versions, trials spent, wall
+time, CPU model. Upstream databases ignore the target (apache/tvm #15549); here a database is
+never applied to a target other than the one in its ``meta.json``.
+
+A ``kill -9`` can cut the last appended line short. Loading drops such a trailing partial
+line (losing only that trial) and keeps everything before it; damage anywhere else is an error.
+"""
+
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SlimdetError
+from ..fsutil import atomic_write_bytes, atomic_write_json
+
+WORKLOAD_FILE = "database_workload.json"
+RECORD_FILE = "database_tuning_record.json"
+META_FILE = "meta.json"
+SCHEDULES_ROOT = Path(__file__).resolve().parents[2] / "schedules"
+
+
+class TuningDatabaseError(SlimdetError):
+    pass
+
+
+def database_dir(preset_name: str, model: str, variant: str = "fp32", root=None) -> Path:
+    return Path(root or SCHEDULES_ROOT) / preset_name / f"{model}-{variant}"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _check_lines(path: Path) -> int:
+    """Validate a JSON-lines file; repair a torn final line. Returns the number of records."""
+    if not path.exists():
+        return 0
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    complete, tail = lines[:-1], lines[-1]
+    for number, line in enumerate(complete, 1):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError:
+            raise TuningDatabaseError(f"corrupt tuning database {path}, line {number}: not JSON. "
+                                      f"Restore it from git (`git checkout -- {path}`) or delete the directory "
+                                      f"to tune from scratch.") from None
+    if tail.strip():
+        try:
+            json.loads(tail)
+            complete.append(tail)  # a whole record that only lacks its newline
+        except ValueError:
+            print(f"[tune] {path.name}: dropping a torn last line (an interrupted write)")
+        atomic_write_bytes(path, b"".join(line + b"\n" for line in complete if line.strip()))
+    return sum(1 for line in complete if line.strip())
+
+
+@dataclass
+class TuningDatabase:
+    directory: Path
+    target: dict
+    meta: dict
+
+    @property
+    def record_count(self) -> int:
+        return _check_lines(self.directory / RECORD_FILE)
+
+    def open(self):
+        """MetaSchedule's JSONDatabase over this directory (appends as trials are measured)."""
+        from tvm.s_tir import meta_schedule as ms
+
+        return ms.database.JSONDatabase(str(self.directory / WORKLOAD_FILE), str(self.directory / RECORD_FILE),
+                                        allow_missing=True)
+
+    def save_meta(self, **updates):
+        self.meta.update(updates)
+        atomic_write_json(self.directory / META_FILE, self.meta)
+
+
+def read_meta(directory: Path) -> dict | None:
+    path = directory / META_FILE
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError as e:
+        raise TuningDatabaseError(f"corrupt {path}: {e}") from None
+    if not isinstance(meta, dict) or "target" not in meta:
+        raise TuningDatabaseError(f"corrupt {path}: no target recorded")
+    return meta
+
+
+def open_database(directory, target: dict, create: bool = False, **new_meta) -> TuningDatabase | None:
+    """The database in ``directory`` if it was tuned for exactly ``target``.
+
+    A database for another target raises; a missing one returns None (or is created)."""
+    directory = Path(directory)
+    meta = read_meta(directory)
+    if meta is None:
+        if (directory / RECORD_FILE).exists():
+            raise TuningDatabaseError(f"{directory} has tuning records but no {META_FILE}: its target is "
+                                      f"unknown, so its records cannot be trusted for any target")
+        if not create:
+            return None
+        directory.mkdir(parents=True, exist_ok=True)
+        db = TuningDatabase(directory, target, {"target": target, "trials": 0, "tuning_seconds": 0.0, **new_meta})
+        db.save_meta()
+        return db
+    if meta["target"] != target:
+        raise TuningDatabaseError(
+            f"the tuning database {directory} was tuned for target {json.dumps(meta['target'], sort_keys=True)}, "
+            f"not {json.dumps(target, sort_keys=True)}; records are never applied across targets. Tune for this "
+            f"target (slimdet tune), or compile for the preset and core count it was tuned for.")
+    for name in (WORKLOAD_FILE, RECORD_FILE):
+        _check_lines(directory / name)
+    return TuningDatabase(directory, target, meta)

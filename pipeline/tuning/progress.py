@@ -1,0 +1,50 @@
+"""Live tuning progress, and the time budget, as a MetaSchedule measure callback."""
+
+import sys
+import time
+
+from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+
+def _fmt_s(seconds):
+    return f"{seconds / 60:.0f}m{seconds % 60:02.0f}s" if seconds >= 60 else f"{seconds:.0f}s"
+
+
+@derived_object
+class TuningProgress(PyMeasureCallback):
+    """Prints one line per measured batch: trials done/total, task, best latency, ETA. Stops the
+    search (terminating every task) once ``deadline`` (a ``time.monotonic()`` value) passes."""
+
+    def __init__(self, task_names, total_trials, deadline=None, stream=sys.stderr):
+        self.task_names, self.total, self.deadline, self.stream = task_names, total_trials, deadline, stream
+        self.start = time.monotonic()
+        self.done = 0
+        self.failed = 0
+        self.best_ms = {}
+        self.trials_by_task = {}
+        self.stopped_for_time = False
+
+    def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+        self.done += len(runner_results)
+        self.trials_by_task[task_id] = self.trials_by_task.get(task_id, 0) + len(runner_results)
+        for build, run in zip(builder_results, runner_results):
+            if build.error_msg or run.error_msg or not run.run_secs:
+                self.failed += 1
+                continue
+            ms = 1e3 * sum(float(s) for s in run.run_secs) / len(run.run_secs)
+            self.best_ms[task_id] = min(ms, self.best_ms.get(task_id, float("inf")))
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.done * max(0, self.total - self.done) if self.done else 0
+        width = 24
+        filled = int(width * min(1.0, self.done / max(1, self.total)))
+        best = self.best_ms.get(task_id)
+        best_text = f"{best:.3f} ms" if best is not None else "-"
+        print(f"[tune] [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} trials "
+              f"({self.failed} failed)  task {task_id + 1}/{len(self.task_names)} {self.task_names[task_id][:40]}  "
+              f"best {best_text}  elapsed {_fmt_s(elapsed)}  ETA {_fmt_s(eta)}", file=self.stream, flush=True)
+        if self.deadline is not None and time.monotonic() > self.deadline and not self.stopped_for_time:
+            self.stopped_for_time = True
+            print("[tune] time budget reached: stopping after the trials in flight", file=self.stream, flush=True)
+            for tid in range(len(self.task_names)):
+                task_scheduler.terminate_task(tid)
