@@ -1,0 +1,135 @@
+"""Real MetaSchedule tuning at a tiny scale: one task, a handful of trials."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import build, targets
+from pipeline.models import load_model
+from pipeline.tuning.database import (META_FILE, RECORD_FILE, TuningDatabaseError, database_dir,
+                                      open_database)
+from pipeline.tuning.tune import tune
+
+from .conftest import REPO
+
+SIZE = 96  # small convs: quick trials
+
+
+@pytest.fixture(scope="module")
+def tuned_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("schedules")
+    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=4, trials_per_iter=2, max_tasks=1, root=root)
+    assert report.trials_run >= 1
+    return root, report
+
+
+def test_tiny_tune_writes_a_target_aware_database(tuned_root):
+    root, report = tuned_root
+    directory = database_dir("x86-avx2", "yolov3-tiny", "fp32", root)
+    meta = json.loads((directory / META_FILE).read_text())
+    assert meta["target"] == targets.target_json(targets.PRESETS["x86-avx2"])
+    assert meta["trials"] == report.trials_run and meta["tuning_seconds"] > 0 and meta["cpu"]
+    assert open_database(directory, meta["target"]).record_count >= 1
+    assert report.per_task[0][3] is not None  # a best latency was measured
+
+
+def test_compile_applies_the_records_and_stays_exact(tuned_root):
+    root, _ = tuned_root
+    spec = load_model("yolov3-tiny", SIZE)
+    compiled = build.compile_spec(spec, "x86-avx2", schedules_root=root)
+    assert compiled.tuning["tuned_tasks"] == 1 and "1/" in compiled.tuning["coverage"]
+    import tvm
+    from tvm import relax
+
+    x = np.random.default_rng(0).random(compiled.input_shape, dtype=np.float32)
+    got = relax.VirtualMachine(compiled.executable, tvm.cpu())["main"](tvm.runtime.tensor(x))
+    with torch.no_grad():
+        want = spec.module(torch.from_numpy(x))
+    for g, w in zip(got, want):
+        assert np.abs(g.numpy() - w.numpy()).max() < 1e-3
+
+
+def test_rerun_resumes_and_counts_recorded_trials_against_the_budget(tuned_root):
+    root, first = tuned_root
+    done = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=first.trials_run, max_tasks=1, root=root)
+    assert done.trials_run == 0 and done.trials_before == first.trials_run
+    more = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=first.trials_run + 2, trials_per_iter=2,
+                max_tasks=1, root=root)
+    # The search may find no unmeasured candidate left in a tiny task: 0 is allowed, overshoot is not.
+    assert more.trials_before == first.trials_run and more.trials_run <= 2
+    meta = json.loads((database_dir("x86-avx2", "yolov3-tiny", "fp32", root) / META_FILE).read_text())
+    assert meta["trials"] == first.trials_run + more.trials_run
+
+
+def test_records_are_never_applied_to_another_target(tuned_root):
+    root, _ = tuned_root
+    directory = database_dir("x86-avx2", "yolov3-tiny", "fp32", root)
+    other = targets.target_json(targets.PRESETS["x86-avx2"], num_cores=64)
+    with pytest.raises(TuningDatabaseError, match="tuned for target"):
+        open_database(directory, other)
+    compiled = build.compile_spec(load_model("yolov3-tiny", SIZE), "x86-avx2", num_cores=64, schedules_root=root)
+    assert compiled.tuning["database"] is None and compiled.tuning["reason"].startswith("skipped:")
+
+
+def _database_copy(tuned_root, tmp_path):
+    src = database_dir("x86-avx2", "yolov3-tiny", "fp32", tuned_root[0])
+    dst = tmp_path / "db"
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst, json.loads((dst / META_FILE).read_text())["target"]
+
+
+def test_corrupt_database_is_a_clear_error(tuned_root, tmp_path):
+    directory, target = _database_copy(tuned_root, tmp_path)
+    records = directory / RECORD_FILE
+    records.write_bytes(b"garbage{\n" + records.read_bytes())
+    with pytest.raises(TuningDatabaseError, match=r"line 1: not JSON"):
+        open_database(directory, target)
+    (directory / META_FILE).write_text("{")
+    with pytest.raises(TuningDatabaseError, match="corrupt .*meta.json"):
+        open_database(directory, target)
+    (directory / META_FILE).unlink()
+    with pytest.raises(TuningDatabaseError, match="no meta.json"):
+        open_database(directory, target)
+
+
+def test_torn_last_record_is_dropped_and_the_rest_kept(tuned_root, tmp_path):
+    directory, target = _database_copy(tuned_root, tmp_path)
+    records = directory / RECORD_FILE
+    whole = records.read_bytes()
+    records.write_bytes(whole + whole.splitlines()[0][:25])  # a write cut short by kill -9
+    db = open_database(directory, target)
+    assert records.read_bytes() == whole and db.record_count == whole.count(b"\n")
+
+
+def test_kill_9_during_tuning_keeps_measured_trials_and_resumes(tmp_path):
+    root = tmp_path / "schedules"
+    code = (f"from pipeline.tuning.tune import tune\n"
+            f"tune('yolov3-tiny', 'x86-avx2', input_size={SIZE}, trials=400, trials_per_iter=2, max_tasks=1, "
+            f"root={str(root)!r})\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    records = database_dir("x86-avx2", "yolov3-tiny", "fp32", root) / RECORD_FILE
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline and proc.poll() is None:
+        if records.exists() and records.read_bytes().count(b"\n") >= 2:
+            break
+        time.sleep(1)
+    assert proc.poll() is None, "tuning ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    target = targets.target_json(targets.PRESETS["x86-avx2"])
+    db = open_database(records.parent, target)
+    kept = db.record_count
+    assert kept >= 2
+    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=kept + 2, trials_per_iter=2, max_tasks=1,
+                  root=root)
+    assert report.trials_before >= kept and report.trials_run >= 1
