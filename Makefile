@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MODEL ?= yolov3-tiny
 TARGET ?= x86
 
-.PHONY: setup fetch demo test test-fast bench compile tune clean
+.PHONY: setup fetch demo test test-fast bench compile tune bench-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ TRIALS ?= 2000
 IMGSZ ?=
 tune: fetch
 	$(SLIMDET) tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(IMGSZ),--imgsz $(IMGSZ))
+
+bench-check: fetch
+	$(SLIMDET) bench-check --target $(TARGET)
 
 clean:
 	rm -rf out

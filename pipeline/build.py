@@ -65,13 +65,11 @@ def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores
         executable = tvm.compile(mod, target=tvm_target)
         tuning = {"database": None, "reason": why_not}
     else:
-        from tvm.s_tir import meta_schedule as ms
-
-        from .tuning.tasks import coverage, extract_tasks
+        from .tuning.tasks import compile_with_database, coverage, extract_tasks
 
         database = db.open()
         cover = coverage(extract_tasks(mod, tvm_target), database, tvm_target)
-        executable = ms.relax_integration.compile_relax(database, mod, tvm_target, params=None)
+        executable = compile_with_database(mod, tvm_target, database)
         tuning = {"database": str(db.directory), "trials": db.meta.get("trials"), "coverage": cover.summary(),
                   "tuned_tasks": cover.tuned_tasks, "tasks": cover.tasks,
                   "tuned_flop_fraction": round(cover.tuned_flops / cover.flops, 4) if cover.flops else 1.0}

@@ -84,6 +84,27 @@ def cmd_bench(args):
         print(f"wrote {args.plot}")
 
 
+DEFAULT_CHECK_CASES = [
+    {"model": "yolov3-tiny", "input_size": 416, "batch": 1, "threads": 2},
+    {"model": "yolov8n", "input_size": 640, "batch": 1, "threads": 2},
+]
+
+
+def cmd_bench_check(args):
+    from .bench import check
+
+    peers = args.peers.split(",")
+    if args.record:
+        cases = [{**c, "peers": peers} for c in DEFAULT_CHECK_CASES if not args.model or c["model"] in args.model]
+        print(f"wrote {check.record(cases, args.target, args.reps, args.tolerance)}")
+        return
+    results = check.check(args.target, args.reps, models=args.model)
+    print(check.format_results(results))
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise SlimdetError(f"{len(failed)} ratio(s) fell below baseline x (1 - tolerance)")
+
+
 def cmd_demo(args):
     from . import assets
     from .bench.harness import bench_model
@@ -165,6 +186,15 @@ def build_parser():
     p.add_argument("--json")
     p.add_argument("--plot")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-check", help="hold tuned-TVM speed ratios against benchmarks/baselines/")
+    p.add_argument("--target", default="x86")
+    p.add_argument("--model", action="append", help="only this model (repeatable)")
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--record", action="store_true", help="measure and write the baseline instead of checking")
+    p.add_argument("--tolerance", type=float, default=0.25)
+    p.add_argument("--peers", default="pytorch-eager,torch.compile,onnxruntime,openvino")
+    p.set_defaults(func=cmd_bench_check)
 
     p = sub.add_parser("demo", help="compile the default model, detect on real photos, benchmark")
     p.add_argument("--model", default="yolov3-tiny")

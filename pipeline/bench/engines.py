@@ -117,11 +117,15 @@ class OpenVINO(Engine):
 class TVMLibrary(Engine):
     name = "tvm"
 
-    def __init__(self, library_path):
+    def __init__(self, artifact):
+        """``artifact``: an exported Artifact (its metadata says whether it is tuned) or a .so path."""
+        library_path = getattr(artifact, "library", artifact)
         super().__init__(library_path)
         import tvm
         from tvm.runtime.vm import VirtualMachine
 
+        self.tuning = artifact.metadata["tuning"] if hasattr(artifact, "metadata") else {"database": None}
+        self.tuned = self.tuning["database"] is not None
         self.tvm, self.path = tvm, str(library_path)
         self.lib = tvm.runtime.load_module(self.path)
         self.dev = tvm.cpu()

@@ -61,7 +61,7 @@ def make_engines(spec, workdir: Path, batch: int, target: str, names) -> tuple:
         "torch.compile": lambda: TorchCompile(spec.module, weights),
         "onnxruntime": lambda: OnnxRuntime(onnx_path),
         "openvino": lambda: OpenVINO(onnx_path),
-        "tvm": lambda: TVMLibrary(build.export(build.compile_spec(spec, target, batch), workdir).library),
+        "tvm": lambda: TVMLibrary(build.export(build.compile_spec(spec, target, batch), workdir)),
     }
     engines, unavailable = {}, {}
     for name in names:
@@ -124,7 +124,7 @@ def bench_model(model: str, input_size: int | None = None, target: str = "x86", 
                 streams=(), reps: int = 5, engines=ENGINE_ORDER, memory: bool = True, workdir=None) -> dict:
     spec = load_model(model, input_size)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="slimdet-bench-"))
-    rows, unavailable_all = [], {}
+    rows, unavailable_all, tvm_tuning = [], {}, None
     rng = np.random.default_rng(0)
     for batch in batches:
         built, unavailable, files = make_engines(spec, workdir, batch, target, engines)
@@ -137,6 +137,7 @@ def bench_model(model: str, input_size: int | None = None, target: str = "x86", 
                  "onnxruntime": files["onnx"], "openvino": files["onnx"]}
         if "tvm" in built:
             paths["tvm"] = Path(built["tvm"].path)
+            tvm_tuning = built["tvm"].tuning
         rss = {name: peak_rss(name, paths[name], spec, batch, max(threads)) if memory else None for name in built}
         for n_threads in threads:
             for engine in built.values():
@@ -148,17 +149,18 @@ def bench_model(model: str, input_size: int | None = None, target: str = "x86", 
                 rows.append(Row(spec.name, spec.input_size, build.targets.resolve_preset(target).name, batch,
                                 n_threads, name, round(p50, 3), round(float(np.percentile(t, 90)), 3),
                                 round(batch * 1e3 / p50, 2), rss[name], round(built[name].artifact_mb, 2),
-                                diffs[name]))
+                                diffs[name], tuned=getattr(built[name], "tuned", False)))
         for n_streams in streams:
             for name, engine in built.items():
                 _progress(f"{n_streams} parallel streams: {name}, batch {batch}")
                 ips = streams_throughput(engine, x, n_streams, max(2, reps // 2))
                 rows.append(Row(spec.name, spec.input_size, build.targets.resolve_preset(target).name, batch, 1,
                                 name, float("nan"), float("nan"), round(ips, 2), rss[name],
-                                round(built[name].artifact_mb, 2), diffs[name], streams=n_streams))
+                                round(built[name].artifact_mb, 2), diffs[name], streams=n_streams,
+                                tuned=getattr(built[name], "tuned", False)))
     return {"model": spec.name, "input_size": spec.input_size, "weights": spec.weights,
             "target": build.targets.resolve_preset(target).name, "rows": [asdict(r) for r in rows],
-            "unavailable": unavailable_all,
+            "unavailable": unavailable_all, "tvm_tuning": tvm_tuning,
             "notes": ["Medians of interleaved rounds in one process; compare ratios, not absolute times.",
                       "TVM peak RSS is measured with runtime-only TVM and no torch, as deployed.",
-                      "tvm rows use untuned default schedules unless 'tuned' is true."]}
+                      "tvm rows use untuned default schedules unless 'tuned' is true (see tvm_tuning)."]}

@@ -13,15 +13,19 @@ def format_table(result: dict) -> str:
     rows = result["rows"]
     eager = {(r["batch"], r["threads"], r["streams"]): r for r in rows if r["engine"] == "pytorch-eager"}
     lines = [f"{result['model']} @ {result['input_size']}  target {result['target']}  ({result['weights']})",
-             f"{'engine':<14} {'batch':>5} {'thr':>3} {'strm':>4} {'p50 ms':>9} {'p90 ms':>9} {'img/s':>8} "
+             f"{'engine':<16} {'batch':>5} {'thr':>3} {'strm':>4} {'p50 ms':>9} {'p90 ms':>9} {'img/s':>8} "
              f"{'vs eager':>8} {'peak MB':>8} {'file MB':>8} {'max|diff|':>9}"]
     for r in rows:
         ref = eager.get((r["batch"], r["threads"], r["streams"]))
         ratio = r["images_per_s"] / ref["images_per_s"] if ref and ref["images_per_s"] else float("nan")
-        lines.append(f"{r['engine']:<14} {r['batch']:>5} {r['threads']:>3} {r['streams']:>4} "
+        label = f"{r['engine']} ({'tuned' if r.get('tuned') else 'untuned'})" if r["engine"] == "tvm" else r["engine"]
+        lines.append(f"{label:<16} {r['batch']:>5} {r['threads']:>3} {r['streams']:>4} "
                      f"{_fmt(r['p50_ms'], '9.2f')} {_fmt(r['p90_ms'], '9.2f')} {_fmt(r['images_per_s'], '8.2f')} "
                      f"{_fmt(ratio, '7.2f')}x {_fmt(r['peak_rss_mb'], '8.0f')} {_fmt(r['artifact_mb'], '8.1f')} "
                      f"{_fmt(r['max_abs_diff_vs_eager'], '9.1e')}")
+    tuning = result.get("tvm_tuning") or {}
+    if tuning.get("database"):
+        lines.append(f"tvm: {tuning['coverage']} ({tuning['trials']} trials in {tuning['database']})")
     for name, why in result.get("unavailable", {}).items():
         lines.append(f"{name}: unavailable here ({why})")
     return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""Performance regression check: speed ratios of the tuned TVM library to its peers, measured
+interleaved in one process, held against ``benchmarks/baselines/<preset>.json``.
+
+Ratios, not times: these machines are shared and noisy, but a load spike slows every engine of
+an interleaved round alike. A case fails when ``measured < baseline * (1 - tolerance)``.
+"""
+
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SlimdetError
+from ..fsutil import atomic_write_json
+from ..targets import resolve_preset
+from ..tuning.database import cpu_model
+from .harness import bench_model
+
+BASELINES_ROOT = Path(__file__).resolve().parents[2] / "benchmarks" / "baselines"
+DEFAULT_TOLERANCE = 0.25
+
+
+@dataclass
+class CaseResult:
+    case: str
+    peer: str
+    measured: float
+    baseline: float
+    floor: float
+
+    @property
+    def ok(self):
+        return self.measured >= self.floor
+
+
+def measure_ratios(case: dict, target: str, reps: int) -> dict:
+    """images/s of tvm divided by images/s of each peer, for one (model, size, batch, threads)."""
+    result = bench_model(case["model"], case["input_size"], target, (case["batch"],), (case["threads"],), (),
+                         reps, engines=("tvm", *case["peers"]), memory=False)
+    ips = {r["engine"]: r["images_per_s"] for r in result["rows"]}
+    tvm_row = next(r for r in result["rows"] if r["engine"] == "tvm")
+    if not tvm_row["tuned"]:
+        raise SlimdetError(f"{case['model']} @ {case['input_size']}: no tuning database for {target}; "
+                           f"the regression check measures tuned libraries")
+    return {peer: round(ips["tvm"] / ips[peer], 4) for peer in case["peers"] if peer in ips}
+
+
+def baseline_path(target: str, root=None) -> Path:
+    return Path(root or BASELINES_ROOT) / f"{resolve_preset(target).name}.json"
+
+
+def load_baseline(target: str, root=None) -> dict:
+    path = baseline_path(target, root)
+    if not path.exists():
+        raise SlimdetError(f"no performance baseline at {path}; record one with `slimdet bench-check --record`")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise SlimdetError(f"corrupt baseline {path}: {e}") from None
+
+
+def check(target: str = "x86", reps: int = 7, root=None, models=None) -> list:
+    baseline = load_baseline(target, root)
+    tolerance = baseline.get("tolerance", DEFAULT_TOLERANCE)
+    results = []
+    for case in baseline["cases"]:
+        if models and case["model"] not in models:
+            continue
+        measured = measure_ratios(case, target, reps)
+        name = f"{case['model']}@{case['input_size']} b{case['batch']} t{case['threads']}"
+        for peer, base in case["ratios"].items():
+            results.append(CaseResult(name, peer, measured.get(peer, 0.0), base, round(base * (1 - tolerance), 4)))
+    return results
+
+
+def record(cases: list, target: str = "x86", reps: int = 7, tolerance: float = DEFAULT_TOLERANCE, root=None) -> Path:
+    """Measure each case and write the baseline file (atomically)."""
+    recorded = []
+    for case in cases:
+        recorded.append({**case, "ratios": measure_ratios(case, target, reps)})
+    path = baseline_path(target, root)
+    atomic_write_json(path, {
+        "target": resolve_preset(target).name, "tolerance": tolerance, "cpu": cpu_model(),
+        "recorded": datetime.date.today().isoformat(), "reps": reps,
+        "meaning": "ratios = tuned TVM images/s / peer images/s, interleaved in one process",
+        "cases": recorded})
+    return path
+
+
+def format_results(results: list) -> str:
+    lines = [f"{'case':<28} {'tvm vs':<14} {'measured':>9} {'baseline':>9} {'floor':>7}  status"]
+    for r in results:
+        lines.append(f"{r.case:<28} {r.peer:<14} {r.measured:9.3f} {r.baseline:9.3f} {r.floor:7.3f}  "
+                     f"{'ok' if r.ok else 'REGRESSED'}")
+    return "\n".join(lines)
