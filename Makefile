@@ -30,7 +30,7 @@ test: fetch
 	$(PY) -m pytest -q tests
 
 test-fast: fetch
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not perf" tests
 
 # The committed benchmark: both models at 416 and 640, batch 1 and 4, 1 and 2 threads, 2 streams.
 bench: fetch

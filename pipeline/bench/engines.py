@@ -125,7 +125,7 @@ class TVMLibrary(Engine):
         from tvm.runtime.vm import VirtualMachine
 
         self.tuning = artifact.metadata["tuning"] if hasattr(artifact, "metadata") else {"database": None}
-        self.tuned = self.tuning["database"] is not None
+        self.tuned = bool(self.tuning.get("tuned_tasks"))  # a database may hold no record for this shape
         self.tvm, self.path = tvm, str(library_path)
         self.lib = tvm.runtime.load_module(self.path)
         self.dev = tvm.cpu()
