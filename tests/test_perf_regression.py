@@ -1,16 +1,20 @@
 """Fast CI form of `make bench-check`: tuned TVM vs its peers, ratios from one interleaved run,
-held against the committed baseline with its stated tolerance."""
+held against the committed baseline of this host's preset, with the baseline's tolerance."""
 
 import pytest
 
+from pipeline import targets
 from pipeline.bench import check
 
 
 @pytest.mark.perf
 def test_tuned_yolov3_tiny_holds_its_baseline_ratios():
-    baseline = check.load_baseline("x86-avx2")
-    assert any(c["model"] == "yolov3-tiny" for c in baseline["cases"])
-    results = check.check("x86-avx2", reps=5, models=["yolov3-tiny"])
+    host_preset = targets.resolve_preset("x86").name
+    if not check.baseline_path(host_preset).exists():
+        # Ratios (and tuning databases) are per ISA preset: a baseline from another CPU class says
+        # nothing about this one. Record one here with `slimdet bench-check --record`.
+        pytest.skip(f"no committed baseline for this host's preset {host_preset}")
+    results = check.check(host_preset, reps=5, models=["yolov3-tiny"])
     assert results, "no yolov3-tiny case in the baseline"
     failed = [r for r in results if not r.ok]
     assert not failed, "\n" + check.format_results(results)
