@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.threads import set_threads
+
 ENGINE_ORDER = ("pytorch-eager", "torch.compile", "onnxruntime", "openvino", "tvm")
 
 
@@ -132,8 +134,7 @@ class TVMLibrary(Engine):
         self.vm = VirtualMachine(self.lib, self.dev)
 
     def set_threads(self, n):
-        # TVM_NUM_THREADS is read once; this reconfigures the calling thread's pool (mode 1: big cores).
-        self.tvm.get_global_func("runtime.config_threadpool")(1, n)
+        set_threads(self.tvm, n)
 
     def __call__(self, x):
         out = self.vm["main"](self.tvm.runtime.tensor(x, self.dev))

@@ -13,6 +13,7 @@ from ..targets import host_cpu_flags
 from .artifact import read_artifact
 from .decode import decode, detect
 from .preprocess import letterbox, load_image
+from .threads import set_threads
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class Detection:
 
 
 class Predictor:
-    def __init__(self, artifact_path, conf_threshold=0.25, iou_threshold=0.45, device="cpu"):
+    def __init__(self, artifact_path, conf_threshold=0.25, iou_threshold=0.45, device="cpu", threads=None):
+        """``threads``: CPU threads per inference (default: every CPU this process may use)."""
         import tvm
         from tvm.runtime.vm import VirtualMachine
 
@@ -45,6 +47,8 @@ class Predictor:
         self.classes = meta["classes"]
         self.conf_threshold, self.iou_threshold = conf_threshold, iou_threshold
         self._tvm = tvm
+        if threads:
+            set_threads(tvm, threads)
 
     def run(self, batch: np.ndarray) -> list:
         """Raw head maps (list of numpy arrays) for a preprocessed NCHW float32 batch."""

@@ -1,0 +1,20 @@
+"""Size TVM's CPU thread pool before TVM first uses it.
+
+TVM builds its pool once, on the first parallel kernel, with ``TVM_NUM_THREADS`` workers, or
+when that is unset with half the logical CPUs on x86 (it assumes hyper-threading): one thread
+on a 2-vCPU machine. ``runtime.config_threadpool`` can lower the count afterwards but never
+raise it. So the pool is sized to every CPU this process may run on, and each user of it picks
+its count with ``set_threads``. A ``TVM_NUM_THREADS`` the user exported is respected.
+"""
+
+import os
+
+
+def size_tvm_thread_pool() -> int:
+    os.environ.setdefault("TVM_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+    return int(os.environ["TVM_NUM_THREADS"])
+
+
+def set_threads(tvm, n: int):
+    """Use ``n`` threads for kernels launched from the calling thread (mode 1: big cores)."""
+    tvm.get_global_func("runtime.config_threadpool")(1, n)
