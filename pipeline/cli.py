@@ -15,7 +15,7 @@ def _ints(text):
 def cmd_fetch(args):
     from . import assets
 
-    for bundle in (assets.YOLOV3_TINY, assets.DARKNET_PHOTOS, assets.SKIMAGE_PHOTOS):
+    for bundle in assets.ALL_BUNDLES:
         paths = bundle.paths()
         print(f"{bundle.name}: {len(paths)} files verified in {bundle.directory()}")
 

@@ -1,6 +1,7 @@
 """Real MetaSchedule tuning at a tiny scale: one task, a handful of trials."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -59,6 +60,8 @@ def test_compile_applies_the_records_and_stays_exact(tuned_root):
 def test_rerun_resumes_and_counts_recorded_trials_against_the_budget(tuned_root):
     root, first = tuned_root
     done = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=first.trials_run, max_tasks=1, root=root)
+    # An unnamed handler on MetaSchedule's logger (pytest adds such) once broke every second tune.
+    logging.getLogger("tvm.s_tir.meta_schedule").addHandler(logging.NullHandler())
     assert done.trials_run == 0 and done.trials_before == first.trials_run
     more = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=first.trials_run + 2, trials_per_iter=2,
                 max_tasks=1, root=root)

@@ -1,7 +1,9 @@
 """Tune a model for a target with MetaSchedule (evolutionary search, XGBoost cost model,
 gradient task scheduler), appending to its committed database and resuming where it stopped."""
 
+import logging
 import math
+import os
 import sys
 import tempfile
 import time
@@ -44,6 +46,24 @@ def runner(rpc_tracker: str | None = None, rpc_key: str | None = None, timeout_s
                                   session_timeout_sec=600)
         return ms.runner.RPCRunner(rpc, config)
     return ms.runner.LocalRunner(timeout_sec=timeout_sec, evaluator_config=config)
+
+
+def tune_contexts(tasks, seed: int) -> list:
+    """One TuneContext per extracted task, logging to plain ``slimdet.tune.<task>`` loggers.
+
+    Upstream's ``extracted_tasks_to_tune_contexts`` re-runs ``logging.config.dictConfig`` with
+    every handler already on MetaSchedule's logger, listed by name: an unnamed one (pytest's,
+    a user's) makes it fail. It also searches with physical cores only (1 on 2 vCPUs).
+    """
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.utils import fork_seed
+
+    search_threads = len(os.sched_getaffinity(0))
+    return [ms.TuneContext(mod=task.dispatched[0], target=task.target, space_generator="post-order-apply",
+                           search_strategy="evolutionary", task_name=task.task_name,
+                           logger=logging.getLogger(f"slimdet.tune.{task.task_name}"), rand_state=rand_state,
+                           num_threads=search_threads).clone()
+            for task, rand_state in zip(tasks, fork_seed(seed, n=len(tasks)))]
 
 
 def default_trials_per_task(remaining: int, n_tasks: int, per_iter: int) -> int:
@@ -91,11 +111,9 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
           file=sys.stderr, flush=True)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="slimdet-tune-") as work_dir:
-        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            tasks, work_dir, space="post-order-apply", strategy="evolutionary", seed=seed)
         ms.tune.tune_tasks(
-            tasks=contexts, task_weights=weights, work_dir=work_dir, max_trials_global=remaining,
-            max_trials_per_task=per_task, num_trials_per_iter=trials_per_iter, builder=local_builder(),
+            tasks=tune_contexts(tasks, seed), task_weights=[t.weight for t in tasks], work_dir=work_dir,
+            max_trials_global=remaining, max_trials_per_task=per_task, num_trials_per_iter=trials_per_iter, builder=local_builder(),
             runner=runner(rpc_tracker, rpc_key), database=db.open(), cost_model="xgb",
             measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress],
             task_scheduler="gradient")
