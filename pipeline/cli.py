@@ -135,6 +135,20 @@ def cmd_demo(args):
     print(f"== wrote annotated PNGs, bench.json and bench.png under {out}")
 
 
+def cmd_eval(args):
+    from .eval.evaluate import fidelity_report
+
+    report = fidelity_report(args.model, args.target, tuple(args.engines.split(",")), args.imgsz)
+    print(f"fidelity mAP of {report['model']} @ {report['input_size']} against {report['reference']} "
+          f"on {report['images']} real photos and crops (its detections at conf >= 0.25 as ground truth):")
+    for engine, r in report["fidelity"].items():
+        print(f"  {engine:<14} mAP@0.5 {r['map50']:.4f}   mAP@0.5:0.95 {r['map']:.4f}")
+    if args.json:
+        from .fsutil import atomic_write_json
+
+        atomic_write_json(Path(args.json), report)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="slimdet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,6 +210,13 @@ def build_parser():
     p.add_argument("--peers", default="pytorch-eager,torch.compile,onnxruntime,openvino")
     p.set_defaults(func=cmd_bench_check)
 
+    p = sub.add_parser("eval", help="accuracy of compiled and peer engines through the same pre/post-processing")
+    p.add_argument("--model", required=True)
+    p.add_argument("--target", default="x86")
+    p.add_argument("--imgsz", type=int)
+    p.add_argument("--engines", default="tvm,onnxruntime", help="comma list of engines to score")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_eval)
     p = sub.add_parser("demo", help="compile the default model, detect on real photos, benchmark")
     p.add_argument("--model", default="yolov3-tiny")
     p.add_argument("--target", default="x86")

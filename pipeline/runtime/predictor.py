@@ -24,7 +24,35 @@ class Detection:
     label: str
 
 
-class Predictor:
+class Detector:
+    """Letterbox, head maps from any engine, decode, class-aware NMS: the same path for every
+    engine (compiled TVM, PyTorch, ONNX Runtime), so their detections and mAP are comparable.
+
+    ``run`` maps a preprocessed NCHW float32 batch to the model's raw head maps (numpy)."""
+
+    def __init__(self, run, input_size, preprocess, decoder, classes, conf_threshold=0.25, iou_threshold=0.45):
+        self.run, self.input_size, self.preprocess_config = run, input_size, preprocess
+        self.decoder, self.classes = decoder, classes
+        self.conf_threshold, self.iou_threshold = conf_threshold, iou_threshold
+
+    def preprocess(self, image):
+        return letterbox(image, self.input_size, self.preprocess_config)
+
+    def predict(self, image_or_path) -> list:
+        """Detections for one image (a path or a PIL image), boxes in the image's pixels."""
+        image = image_or_path if hasattr(image_or_path, "size") else load_image(image_or_path)
+        x, box_map = self.preprocess(image)
+        maps = [m[0] for m in self.run(x[None])]
+        boxes, scores = decode(maps, self.input_size, self.decoder)
+        xyxy, conf, cls = detect(boxes, scores, self.conf_threshold, self.iou_threshold)
+        xyxy = box_map.to_image(xyxy, *image.size)
+        return [Detection(tuple(float(v) for v in b), float(s), int(c), self.classes[c])
+                for b, s, c in zip(xyxy, conf, cls)]
+
+
+class Predictor(Detector):
+    """A compiled library (``.so`` + metadata) as a Detector."""
+
     def __init__(self, artifact_path, conf_threshold=0.25, iou_threshold=0.45, device="cpu", threads=None):
         """``threads``: CPU threads per inference (default: every CPU this process may use)."""
         import tvm
@@ -43,14 +71,13 @@ class Predictor:
         self.device = tvm.device(device)
         self.vm = VirtualMachine(lib, self.device)
         self.input_shape = tuple(meta["input_shape"])
-        self.input_size = meta["input_size"]
-        self.classes = meta["classes"]
-        self.conf_threshold, self.iou_threshold = conf_threshold, iou_threshold
         self._tvm = tvm
         if threads:
             set_threads(tvm, threads)
+        super().__init__(self.run_library, meta["input_size"], meta["preprocess"], meta["decoder"], meta["classes"],
+                         conf_threshold, iou_threshold)
 
-    def run(self, batch: np.ndarray) -> list:
+    def run_library(self, batch: np.ndarray) -> list:
         """Raw head maps (list of numpy arrays) for a preprocessed NCHW float32 batch."""
         if tuple(batch.shape) != self.input_shape or batch.dtype != np.float32:
             raise InputError(f"input must be float32 of shape {self.input_shape} (this library was compiled "
@@ -59,18 +86,7 @@ class Predictor:
         outs = out if not hasattr(out, "numpy") else [out]
         return [o.numpy() for o in outs]
 
-    def preprocess(self, image):
-        return letterbox(image, self.input_size, self.meta["preprocess"])
-
     def predict(self, image_or_path) -> list:
-        """Detections for one image (a path or a PIL image), boxes in the image's pixels."""
-        image = image_or_path if hasattr(image_or_path, "size") else load_image(image_or_path)
         if self.input_shape[0] != 1:
             raise InputError(f"predict() takes one image; this library has batch {self.input_shape[0]}")
-        x, box_map = self.preprocess(image)
-        maps = [m[0] for m in self.run(x[None])]
-        boxes, scores = decode(maps, self.input_size, self.meta["decoder"])
-        xyxy, conf, cls = detect(boxes, scores, self.conf_threshold, self.iou_threshold)
-        xyxy = box_map.to_image(xyxy, *image.size)
-        return [Detection(tuple(float(v) for v in b), float(s), int(c), self.classes[c])
-                for b, s, c in zip(xyxy, conf, cls)]
+        return super().predict(image_or_path)

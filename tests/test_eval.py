@@ -1,0 +1,67 @@
+"""mAP on hand-made cases with known answers."""
+
+import pytest
+
+from pipeline.eval.coco import coco_map, reference_ground_truth
+
+GT = {"images": [{"id": 1, "width": 200, "height": 200}],
+      "annotations": [{"id": 1, "image_id": 1, "category_id": 0, "bbox": [0, 0, 100, 100], "area": 1e4,
+                       "iscrowd": 0}],
+      "categories": [{"id": 0}, {"id": 1}]}
+
+
+def det(box, score, cls=0):
+    return {"image_id": 1, "category_id": cls, "bbox": box, "score": score}
+
+
+def test_an_exact_box_scores_one_and_a_lower_scored_false_positive_costs_nothing():
+    r = coco_map(GT, [det([0, 0, 100, 100], 0.9), det([120, 120, 50, 50], 0.5)])
+    assert r["map50"] == pytest.approx(1.0) and r["map"] == pytest.approx(1.0)
+
+
+def test_a_higher_scored_false_positive_halves_precision():
+    r = coco_map(GT, [det([120, 120, 50, 50], 0.9), det([0, 0, 100, 100], 0.5)])
+    assert r["map50"] == pytest.approx(0.5)
+
+
+def test_iou_0_62_counts_at_three_of_ten_coco_thresholds():
+    r = coco_map(GT, [det([0, 0, 100, 62], 0.9)])  # IoU 0.62: a match at 0.50, 0.55, 0.60
+    assert r["map50"] == pytest.approx(1.0) and r["map"] == pytest.approx(0.3)
+
+
+def test_a_wrong_class_finds_nothing():
+    assert coco_map(GT, [det([0, 0, 100, 100], 0.9, cls=1)])["map50"] == pytest.approx(0.0)
+
+
+def test_fidelity_ground_truth_keeps_only_confident_reference_boxes():
+    gt = reference_ground_truth([(1, 200, 200)], [det([0, 0, 100, 100], 0.8), det([5, 5, 10, 10], 0.1)])
+    assert [a["bbox"] for a in gt["annotations"]] == [[0, 0, 100, 100]]
+    assert coco_map(gt, [det([0, 0, 100, 100], 0.3)])["map"] == pytest.approx(1.0)
+
+
+def test_no_ground_truth_is_an_error():
+    with pytest.raises(ValueError, match="no boxes"):
+        coco_map({**GT, "annotations": []}, [])
+
+
+def test_fidelity_is_one_for_the_reference_itself_and_drops_for_a_damaged_model():
+    import numpy as np
+    import torch
+
+    from pipeline.eval.evaluate import detector_for, fidelity_map, real_photo_set
+    from pipeline.models import load_model
+
+    spec = load_model("yolov3-tiny", 320)
+    images = real_photo_set(crops_per_photo=0)[:7]  # darknet's photos: dogs, horses, people, birds
+
+    def eager(x):
+        with torch.inference_mode():
+            return [o.numpy() for o in spec.module(torch.from_numpy(x))]
+
+    def damaged(x):  # shifted box offsets and noisy scores: what a broken quantization looks like
+        rng = np.random.default_rng(0)
+        return [m + rng.normal(0, 0.7, m.shape).astype(np.float32) for m in eager(x)]
+
+    reference = detector_for(spec, eager)
+    assert fidelity_map(reference, detector_for(spec, eager), images)["map"] == pytest.approx(1.0)
+    assert fidelity_map(reference, detector_for(spec, damaged), images)["map"] < 0.9
