@@ -73,14 +73,19 @@ def make_engines(spec, workdir: Path, batch: int, target: str, names) -> tuple:
     return engines, unavailable, {"onnx": onnx_path, "weights": weights}
 
 
-def time_interleaved(engines: dict, x: np.ndarray, reps: int, warmup: int = 1) -> dict:
-    """Per-engine call times in ms, taken round-robin so load spikes hit every engine alike."""
+def time_interleaved(engines: dict, x: np.ndarray, reps: int, warmup: int = 1, gap_s: float = 0.05) -> dict:
+    """Per-engine call times in ms, taken round-robin so load spikes hit every engine alike.
+
+    ``gap_s`` of idle time before each call: TVM's, ONNX Runtime's and OpenMP's worker threads
+    spin for a while after a call, and on a 2-core machine that spinning would be timed against
+    whichever engine runs next."""
     for engine in engines.values():
         for _ in range(warmup):
             engine(x)
     times = {name: [] for name in engines}
     for _ in range(reps):
         for name, engine in engines.items():
+            time.sleep(gap_s)
             start = time.perf_counter()
             engine(x)
             times[name].append((time.perf_counter() - start) * 1e3)
