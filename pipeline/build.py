@@ -1,11 +1,14 @@
 """Stages 3-6 for one model and target: import, compile with TVM, export ``.so`` + metadata."""
 
+import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import targets
 from .frontend import import_torch
+from .errors import BuildError
 from .fsutil import atomic_write_json, atomic_write_via, sha256_file
 from .models import ModelSpec, load_model
 from .runtime.artifact import METADATA_VERSION, Artifact, read_artifact
@@ -23,6 +26,20 @@ class Compiled:
     output_shapes: list
     compile_s: float
     tuning: dict  # which database was applied and what it covers; {"database": None} when untuned
+
+
+def _cpu_build(tvm_target):
+    return nullcontext()
+
+
+def _cuda_build(tvm_target):
+    from .cuda import nvcc_build
+
+    return nvcc_build(tvm_target)
+
+
+# What wraps tvm.compile for a preset's device: CUDA must embed compiled kernels, not source.
+DEVICE_BUILDS = {"cpu": _cpu_build, "cuda": _cuda_build}
 
 
 def import_model(spec: ModelSpec, batch: int = 1):
@@ -61,19 +78,19 @@ def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores
     start = time.perf_counter()
     mod = import_model(spec, batch)
     db, why_not = find_database(preset, tjson, spec.name, variant, schedules_root) if tuned else (None, "untuned")
-    if db is None:
-        executable = tvm.compile(mod, target=tvm_target)
-        tuning = {"database": None, "reason": why_not}
-    else:
-        from .tuning.tasks import compile_with_database, coverage, extract_tasks
+    with DEVICE_BUILDS[preset.device](tvm_target):
+        if db is None:
+            executable = tvm.compile(mod, target=tvm_target)
+            tuning = {"database": None, "reason": why_not}
+        else:
+            from .tuning.tasks import compile_with_database, coverage, extract_tasks
 
-        database, layout = db.open(), db.graph_layout
-        cover = coverage(extract_tasks(mod, tvm_target, layout), database, tvm_target)
-        executable = compile_with_database(mod, tvm_target, database, layout)
-        tuning = {"database": str(db.directory), "trials": db.meta.get("trials"), "coverage": cover.summary(),
-                  "conv_layout": layout,
-                  "tuned_tasks": cover.tuned_tasks, "tasks": cover.tasks,
-                  "tuned_flop_fraction": round(cover.tuned_flops / cover.flops, 4) if cover.flops else 1.0}
+            database, layout = db.open(), db.graph_layout
+            cover = coverage(extract_tasks(mod, tvm_target, layout), database, tvm_target)
+            executable = compile_with_database(mod, tvm_target, database, layout)
+            tuning = {"database": str(db.directory), "trials": db.meta.get("trials"), "coverage": cover.summary(),
+                      "conv_layout": layout, "tuned_tasks": cover.tuned_tasks, "tasks": cover.tasks,
+                      "tuned_flop_fraction": round(cover.tuned_flops / cover.flops, 4) if cover.flops else 1.0}
     return Compiled(spec=spec, preset=preset, target_json=tjson, executable=executable,
                     input_shape=(batch, 3, spec.input_size, spec.input_size),
                     output_shapes=output_shapes(mod), compile_s=time.perf_counter() - start, tuning=tuning)
@@ -89,7 +106,7 @@ def export(compiled: Compiled, out_dir, name: str | None = None) -> Artifact:
     spec = compiled.spec
     name = name or f"{spec.name}-{spec.input_size}-b{compiled.input_shape[0]}-{compiled.preset.name}"
     out_dir = Path(out_dir)
-    library = atomic_write_via(out_dir / f"{name}.so", compiled.executable.export_library)
+    library = atomic_write_via(out_dir / f"{name}.so", _exporter(compiled))
     meta = {
         "format_version": METADATA_VERSION,
         "model": spec.name,
@@ -104,6 +121,8 @@ def export(compiled: Compiled, out_dir, name: str | None = None) -> Artifact:
         "target": compiled.target_json,
         "target_preset": compiled.preset.name,
         "required_cpu_flags": list(compiled.preset.cpu_flags),
+        "device": compiled.preset.device,
+        "gpu_arch": compiled.preset.gpu_arch,
         "library": library.name,
         "library_sha256": sha256_file(library),
         "tvm_version": tvm.__version__,
@@ -113,6 +132,29 @@ def export(compiled: Compiled, out_dir, name: str | None = None) -> Artifact:
     }
     atomic_write_json(out_dir / f"{name}.json", meta)
     return read_artifact(out_dir / f"{name}.json")
+
+
+def _exporter(compiled: Compiled):
+    """``path -> None`` writing the library (linked by the preset's cross compiler when it has
+    one) and checking it carries the device code its preset needs before it replaces anything."""
+    preset = compiled.preset
+    link = {}
+    if preset.cross_compiler:
+        if shutil.which(preset.cross_compiler) is None:
+            raise BuildError(f"{preset.name} links its host code with {preset.cross_compiler}, which is not "
+                             f"installed (Debian: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)")
+        from tvm.support.cc import cross_compiler
+
+        link["fcompile"] = cross_compiler(preset.cross_compiler)
+
+    def write(path):
+        compiled.executable.export_library(path, **link)
+        if preset.device == "cuda":
+            from .cuda import check_device_code
+
+            check_device_code(path, preset.gpu_arch)
+
+    return write
 
 
 def compile_model(model: str, target: str = "x86", out_dir="out", input_size: int | None = None,

@@ -28,6 +28,8 @@ def cmd_compile(args):
     print(f"wrote {artifact.library} ({artifact.library.stat().st_size / 1e6:.1f} MB) and {artifact.metadata_path}")
     print(f"target {meta['target_preset']}: {meta['target']}; compiled in {meta['compile_seconds']} s")
     tuning = meta["tuning"]
+    if meta.get("device") == "cuda":
+        print(f"device code: compiled {meta['gpu_arch']} machine code (fatbin); runs only on an {meta['gpu_arch']} GPU")
     if tuning["database"]:
         print(f"{tuning['coverage']} (database {tuning['database']}, {tuning['trials']} trials)")
     else:

@@ -27,3 +27,7 @@ class ArtifactError(SlimdetError):
 
 class InputError(SlimdetError):
     """An image that cannot be read, or an input tensor of the wrong shape."""
+
+
+class BuildError(SlimdetError):
+    """A library could not be built as its target needs (missing toolchain, wrong device code)."""

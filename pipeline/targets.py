@@ -24,6 +24,24 @@ class TargetPreset:
     # channels-last lets the tuner vectorise over output channels: yolov3-tiny's largest conv
     # (13x13, 512->1024) reached 123 GFLOP/s in 64 trials as NHWC, 52 as NCHW.
     conv_layout: str = "NCHW"
+    device: str = "cpu"  # what the library runs on: "cpu" or "cuda"
+    cross_compiler: str | None = None  # links the host code when the host is not this machine's ISA
+
+    @property
+    def gpu_arch(self) -> str | None:
+        return self.target.get("arch")
+
+
+# CUDA libraries: host code for any x86-64 (or, on Jetson, any ARMv8.2 core) around kernels
+# compiled ahead of time for exactly one GPU arch.
+X86_64_HOST = {"kind": "llvm", "mtriple": "x86_64-linux-gnu"}
+JETSON_HOST = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a78ae"}
+
+
+def cuda_preset(sm: int, gpus: str, host=X86_64_HOST, cross_compiler=None) -> TargetPreset:
+    return TargetPreset(f"cuda-sm{sm}", {"kind": "cuda", "arch": f"sm_{sm}", "host": host},
+                        f"NVIDIA {gpus} (sm_{sm})", host_runnable=False, device="cuda",
+                        cross_compiler=cross_compiler)
 
 
 PRESETS = {p.name: p for p in (
@@ -39,6 +57,11 @@ PRESETS = {p.name: p for p in (
         "x86-avx2", {"kind": "llvm", "mcpu": "haswell"},
         "x86-64 with AVX2 and FMA (Intel Haswell and newer, AMD Zen 1 and newer)",
         cpu_flags=("avx2", "fma"), conv_layout="NHWC"),
+    cuda_preset(75, "Turing: T4, RTX 20xx"),
+    cuda_preset(86, "Ampere: A10, A40, RTX 30xx"),
+    cuda_preset(87, "Jetson AGX Orin / Orin NX / Orin Nano", JETSON_HOST, "aarch64-linux-gnu-gcc"),
+    cuda_preset(89, "Ada: L4, L40, RTX 40xx"),
+    cuda_preset(90, "Hopper: H100, H200"),
 )}
 
 # Widest first: the `x86` alias picks the first preset whose flags the host has.
@@ -66,6 +89,8 @@ def resolve_preset(name: str, flags=None) -> TargetPreset:
 
 
 def target_json(preset: TargetPreset, num_cores: int | None = None) -> dict:
+    if preset.device != "cpu":
+        return dict(preset.target)  # the host code only launches kernels: no parallel loops to size
     return {**preset.target, "num-cores": num_cores or os.cpu_count() or 1}
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cuda import check_gpu
 from ..errors import ArtifactError, InputError
 from ..targets import host_cpu_flags
 from .artifact import read_artifact
@@ -53,7 +54,7 @@ class Detector:
 class Predictor(Detector):
     """A compiled library (``.so`` + metadata) as a Detector."""
 
-    def __init__(self, artifact_path, conf_threshold=0.25, iou_threshold=0.45, device="cpu", threads=None):
+    def __init__(self, artifact_path, conf_threshold=0.25, iou_threshold=0.45, threads=None):
         """``threads``: CPU threads per inference (default: every CPU this process may use)."""
         import tvm
         from tvm.runtime.vm import VirtualMachine
@@ -64,6 +65,9 @@ class Predictor(Detector):
         if missing:
             raise ArtifactError(f"{self.artifact.library.name} was built for {meta['target_preset']}; "
                                 f"this CPU lacks {', '.join(missing)}")
+        device = meta.get("device", "cpu")
+        if device == "cuda":
+            check_gpu(meta["gpu_arch"], tvm, self.artifact.library.name)
         try:
             lib = tvm.runtime.load_module(str(self.artifact.library))
         except Exception as e:

@@ -1,0 +1,64 @@
+"""CUDA libraries built ahead of time on this GPU-less machine: real sm_90 machine code inside,
+the arch in the metadata, and a clear refusal to run where that GPU is absent."""
+
+import json
+import struct
+
+import pytest
+
+from pipeline import targets
+from pipeline.build import compile_model
+from pipeline.cuda import check_device_code, fatbin_entries
+from pipeline.errors import ArtifactError, BuildError
+
+
+def fatbin(*entries) -> bytes:
+    """A fatbin as nvcc lays it out: header, then per entry a 64-byte header and its payload."""
+    body = b""
+    for kind, arch, payload in entries:
+        header = struct.pack("<HHIQ", kind, 0x0101, 64, len(payload)) + bytes(12) + struct.pack("<I", arch)
+        body += header.ljust(64, b"\0") + payload
+    return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
+
+
+def test_fatbin_reader_lists_every_entry_of_every_fatbin(tmp_path):
+    blob = (b"host code" + fatbin((2, 90, b"\x7fELF" + bytes(60)), (1, 90, b".version 8.0\0"))
+            + b"more host code" + fatbin((2, 86, b"\x7fELF" + bytes(28))))
+    (tmp_path / "lib.so").write_bytes(blob)
+    assert fatbin_entries(tmp_path / "lib.so") == [("elf", "sm_90"), ("ptx", "sm_90"), ("elf", "sm_86")]
+    check_device_code(tmp_path / "lib.so", "sm_86")
+    with pytest.raises(BuildError, match="no compiled sm_75 code .*elf sm_90, ptx sm_90, elf sm_86"):
+        check_device_code(tmp_path / "lib.so", "sm_75")
+    (tmp_path / "source.so").write_bytes(b"extern \"C\" __global__ void conv(float* x) {}")
+    with pytest.raises(BuildError, match="no fatbin at all"):
+        check_device_code(tmp_path / "source.so", "sm_90")
+
+
+def test_cuda_presets_are_valid_targets_without_cpu_core_counts():
+    import tvm
+
+    cuda = [p for p in targets.PRESETS.values() if p.device == "cuda"]
+    assert {p.name for p in cuda} >= {"cuda-sm75", "cuda-sm86", "cuda-sm87", "cuda-sm89", "cuda-sm90"}
+    for preset in cuda:
+        tjson = targets.target_json(preset)
+        assert "num-cores" not in tjson and tjson["arch"] == preset.gpu_arch
+        assert str(tvm.target.Target(tjson).kind) == "cuda"
+    assert targets.PRESETS["cuda-sm87"].target["host"]["mtriple"] == "aarch64-linux-gnu"  # Jetson hosts are ARM
+
+
+@pytest.mark.parametrize("model", ["yolov3-tiny", "yolov8n"])
+def test_cuda_library_carries_sm90_machine_code_and_names_its_arch(tmp_path, model):
+    artifact = compile_model(model, "cuda-sm90", tmp_path, input_size=320, tuned=False)
+    meta = json.loads(artifact.metadata_path.read_text())
+    assert meta["device"] == "cuda" and meta["gpu_arch"] == "sm_90" and meta["target"]["arch"] == "sm_90"
+    entries = fatbin_entries(artifact.library)
+    assert ("elf", "sm_90") in entries and all(arch == "sm_90" for _, arch in entries)
+    assert b"__global__" not in artifact.library.read_bytes()  # no CUDA source left for the deploy host
+
+
+def test_a_cuda_library_refuses_to_run_without_its_gpu(tmp_path):
+    from pipeline.runtime.predictor import Predictor
+
+    artifact = compile_model("yolov3-tiny", "cuda-sm90", tmp_path, input_size=160, tuned=False)
+    with pytest.raises(ArtifactError, match="CUDA library for sm_90; this host has no CUDA GPU"):
+        Predictor(artifact.metadata_path)
