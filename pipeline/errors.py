@@ -27,3 +27,7 @@ class ArtifactError(SlimdetError):
 
 class InputError(SlimdetError):
     """An image that cannot be read, or an input tensor of the wrong shape."""
+
+
+class CheckpointError(SlimdetError):
+    """A trained checkpoint is missing, corrupt, or for another architecture."""
