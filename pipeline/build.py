@@ -67,10 +67,11 @@ def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores
     else:
         from .tuning.tasks import compile_with_database, coverage, extract_tasks
 
-        database = db.open()
-        cover = coverage(extract_tasks(mod, tvm_target), database, tvm_target)
-        executable = compile_with_database(mod, tvm_target, database)
+        database, layout = db.open(), db.graph_layout
+        cover = coverage(extract_tasks(mod, tvm_target, layout), database, tvm_target)
+        executable = compile_with_database(mod, tvm_target, database, layout)
         tuning = {"database": str(db.directory), "trials": db.meta.get("trials"), "coverage": cover.summary(),
+                  "conv_layout": layout,
                   "tuned_tasks": cover.tuned_tasks, "tasks": cover.tasks,
                   "tuned_flop_fraction": round(cover.tuned_flops / cover.flops, 4) if cover.flops else 1.0}
     return Compiled(spec=spec, preset=preset, target_json=tjson, executable=executable,

@@ -78,6 +78,11 @@ class TuningDatabase:
     def record_count(self) -> int:
         return _check_lines(self.directory / RECORD_FILE)
 
+    @property
+    def graph_layout(self) -> str:
+        """The conv layout of the graph its tasks came from (databases before layouts: NCHW)."""
+        return self.meta.get("graph_layout", "NCHW")
+
     def open(self):
         """MetaSchedule's JSONDatabase over this directory (appends as trials are measured)."""
         from tvm.s_tir import meta_schedule as ms

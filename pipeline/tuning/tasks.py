@@ -3,7 +3,12 @@
 from dataclasses import dataclass
 
 
-def fuse_for_tuning(mod, target):
+# Graph layouts a database can be tuned on: Relax ConvertLayout's desired layouts per op. The
+# layout is stored in the database's meta.json; compiling uses the one its records were tuned on.
+CONV_LAYOUTS = {"NCHW": None, "NHWC": {"relax.nn.conv2d": ["NHWC", "OHWI"]}}
+
+
+def fuse_for_tuning(mod, target, layout: str = "NCHW"):
     """Legalize and fuse, then mark weights as layout-free. Tuning and compiling both start here:
     tasks extracted from anything else would never match records at compile time.
 
@@ -14,17 +19,20 @@ def fuse_for_tuning(mod, target):
     from tvm.relax import pipeline as relax_pipeline
     from tvm.relax import transform as T
 
-    passes = [T.DecomposeOpsForInference(), T.CanonicalizeBindings(),
+    if layout not in CONV_LAYOUTS:
+        raise ValueError(f"unknown conv layout {layout!r}; known: {', '.join(CONV_LAYOUTS)}")
+    convert = [T.ConvertLayout(CONV_LAYOUTS[layout])] if CONV_LAYOUTS[layout] else []
+    passes = [*convert, T.DecomposeOpsForInference(), T.CanonicalizeBindings(),
               *relax_pipeline.library_dispatch_passes(target), T.LegalizeOps(), T.AnnotateTIROpPattern(),
               T.FoldConstant(), T.FuseOps(), T.FuseTIR(), T.AttachAttrLayoutFreeBuffers()]
     with target:
         return tvm.transform.Sequential(passes)(mod)
 
 
-def extract_tasks(mod, target) -> list:
+def extract_tasks(mod, target, layout: str = "NCHW") -> list:
     from tvm.s_tir import meta_schedule as ms
 
-    return ms.relax_integration.extract_tasks(fuse_for_tuning(mod, target), target)
+    return ms.relax_integration.extract_tasks(fuse_for_tuning(mod, target, layout), target)
 
 
 # TVM's own dispatcher reaches for names backend packages do not re-export (0.27: AttributeError for
@@ -39,7 +47,7 @@ def lowering_passes(target) -> list:
     return backend.dataflow_lower_passes(target) + backend.finalize_passes(target)
 
 
-def compile_with_database(mod, target, database):
+def compile_with_database(mod, target, database, layout: str = "NCHW"):
     """Build with tuned records applied, weight repacking folded into the constants, and every
     function without a record left on its default schedule."""
     import tvm
@@ -48,7 +56,7 @@ def compile_with_database(mod, target, database):
 
     @tvm.transform.module_pass(opt_level=3)
     def pipeline(mod, _ctx):
-        mod = fuse_for_tuning(mod, target)
+        mod = fuse_for_tuning(mod, target, layout)
         mod = T.MetaScheduleApplyDatabase(enable_warning=False)(mod)
         mod = tvm.transform.Sequential([T.SplitLayoutRewritePreproc(), T.LiftTransformParams(), T.FoldConstant()])(mod)
         return tvm.transform.Sequential(lowering_passes(target))(mod)

@@ -91,7 +91,10 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
     db = open_database(database_dir(preset.name, model, variant, root), tjson, create=True,
                        model=model, variant=variant, preset=preset.name, tvm_version=tvm.__version__,
                        tvm_ffi_version=tvm_ffi.__version__, cpu=cpu_model())
-    tasks = extract_tasks(import_model(spec, batch), tvm_target)
+    # A database keeps the layout it was started with (its records only match that graph).
+    layout = db.graph_layout if db.record_count else preset.conv_layout
+    db.save_meta(graph_layout=layout)
+    tasks = extract_tasks(import_model(spec, batch), tvm_target, layout)
     # Largest first: with max_tasks (used by quick CI tunes) the work that matters is kept.
     tasks = sorted(tasks, key=task_flops, reverse=True)[:max_tasks]
     spent = max(int(db.meta.get("trials", 0)), db.record_count)  # meta lags after a kill -9
@@ -106,7 +109,7 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
     names = [t.task_name for t in tasks]
     deadline = time.monotonic() + time_budget if time_budget else None
     progress = TuningProgress(names, min(remaining, per_task * len(tasks)), deadline)
-    print(f"[tune] {model} @ {spec.input_size} b{batch} for {preset.name} ({tjson}): {len(tasks)} tasks, "
+    print(f"[tune] {model} @ {spec.input_size} b{batch} for {preset.name} ({tjson}), {layout} convs: {len(tasks)} tasks, "
           f"{remaining} trials to spend (≤ {per_task} per task), {spent} already in {db.directory}",
           file=sys.stderr, flush=True)
     start = time.monotonic()
