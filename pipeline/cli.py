@@ -245,7 +245,7 @@ def build_parser():
     p = sub.add_parser("train", help="train the YOLOv8-class model on the digits data (resumes a checkpoint)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--imgsz", type=int, default=256)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-budget", type=float, help="seconds; stops with a checkpoint")

@@ -3,7 +3,7 @@
 import torch
 
 from pipeline.models.yolov8 import YOLOv8
-from pipeline.training.loss import DetectionLoss, TaskAlignedAssigner, giou
+from pipeline.training.loss import DetectionLoss, TaskAlignedAssigner, box_iou, giou
 from pipeline.training.train import TrainConfig, train, training_batch
 
 
@@ -25,21 +25,25 @@ def test_assigner_gives_a_box_only_anchors_inside_it_and_its_class():
     assert torch.equal(boxes[0, 0], gt[0, 0])
 
 
-def test_a_few_steps_on_one_batch_cut_the_loss(tmp_path):
+def test_a_few_steps_on_one_batch_bring_the_assigned_boxes_onto_the_ground_truth():
     torch.manual_seed(0)
     model = YOLOv8(num_classes=10, width=0.125, depth=0.33)
-    config = TrainConfig(batch=4, input_size=128, lr=3e-3, warmup_steps=1)
-    images, boxes, labels, mask = training_batch(0, config)
+    images, boxes, labels, mask = training_batch(0, TrainConfig(batch=4, input_size=128))
     loss_fn = DetectionLoss(10, model.reg_max, model.STRIDES)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(25):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+
+    def assigned_iou():
+        with torch.no_grad():
+            pred, target, _, fg = loss_fn.assign(model(images), boxes, labels, mask)
+        return float(box_iou(pred[fg], target[fg]).mean())
+
+    before = assigned_iou()
+    for _ in range(20):
         loss, _ = loss_fn(model(images), boxes, labels, mask)
-        first = first if first is not None else float(loss)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.6 * first
+    assert before < 0.1 and assigned_iou() > 0.2
 
 
 def test_training_checkpoints_and_resumes(tmp_path):
@@ -69,3 +73,21 @@ def test_checkpoint_loader_names_each_failure(tmp_path):
         load_checkpoint(net, tmp_path / "narrow.pt", "train one")
     torch.save({"model": net.state_dict()}, tmp_path / "good.pt")
     load_checkpoint(YOLOv8(**DIGITS_ARCH), tmp_path / "good.pt", "train one")
+
+
+def test_batchnorm_recalibration_sets_running_statistics_to_the_batches_statistics():
+    from pipeline.training.train import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = YOLOv8(num_classes=10, width=0.125, depth=0.33)
+    batches = [training_batch(k, TrainConfig(batch=2, input_size=96))[0] for k in range(2)]
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    inputs = {m: [] for m in norms}
+    hooks = [m.register_forward_pre_hook(lambda m, args: inputs[m].append(args[0].detach())) for m in norms]
+    recalibrate_batchnorm(model, batches)
+    for h in hooks:
+        h.remove()
+    assert not model.training and all(m.momentum == 0.03 for m in norms)
+    for m in norms:  # the plain average over the batches, not an exponential trail
+        want = torch.stack([x.mean((0, 2, 3)) for x in inputs[m]]).mean(0)
+        assert torch.allclose(m.running_mean, want, atol=1e-5)

@@ -67,7 +67,7 @@ def _yolov8n(input_size):
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Our YOLOv8-class model for the digits data (pipeline/data/digits.py): 10 classes.
 DIGITS_ARCH = {"num_classes": 10, "width": 0.25, "depth": 0.33}
-DIGITS_INPUT_SIZE = 320
+DIGITS_INPUT_SIZE = 256
 
 
 def load_checkpoint(module: torch.nn.Module, path: Path, train_hint: str) -> dict:

@@ -88,15 +88,27 @@ class DetectionLoss:
         self.gains = (box_gain, cls_gain, dfl_gain)
         self.assigner = TaskAlignedAssigner()
 
-    def __call__(self, maps, gt_boxes, gt_labels, gt_mask):
-        """Total loss and its (box, cls, dfl) parts for a batch; boxes in input pixels, xyxy."""
+    def decode(self, maps):
+        """(box logits [B, A, 4, reg_max], class logits [B, A, C], anchors [A, 2] px, strides [A],
+        predicted boxes [B, A, 4] px xyxy), as the runtime decodes them."""
         box_logits, cls_logits, centres = flatten_maps(maps, self.reg_max)
-        anchors = torch.cat([ctr * s for ctr, s in zip(centres, self.strides)])  # [A, 2] px
-        stride = torch.cat([torch.full((len(ctr),), float(s)) for ctr, s in zip(centres, self.strides)])  # [A]
+        anchors = torch.cat([ctr * s for ctr, s in zip(centres, self.strides)])
+        stride = torch.cat([torch.full((len(ctr),), float(s)) for ctr, s in zip(centres, self.strides)])
         bins = torch.arange(self.reg_max, dtype=box_logits.dtype)
-        dist = (box_logits.softmax(-1) * bins).sum(-1) * stride[None, :, None]  # [B, A, 4] px
+        dist = (box_logits.softmax(-1) * bins).sum(-1) * stride[None, :, None]
         pred_boxes = torch.cat([anchors - dist[..., :2], anchors + dist[..., 2:]], -1)
+        return box_logits, cls_logits, anchors, stride, pred_boxes
 
+    def assign(self, maps, gt_boxes, gt_labels, gt_mask):
+        """(predicted boxes, target boxes, target scores, foreground mask) for a batch."""
+        _, cls_logits, anchors, _, pred_boxes = self.decode(maps)
+        return (pred_boxes, *self.assigner(cls_logits.detach().sigmoid(), pred_boxes.detach(), anchors,
+                                           gt_boxes, gt_labels, gt_mask))
+
+    def __call__(self, maps, gt_boxes, gt_labels, gt_mask):
+        """Total loss and its (box, cls, dfl) parts for a batch; boxes in input pixels, xyxy.
+        It need not fall monotonically: class targets are the alignment, which grows as boxes improve."""
+        box_logits, cls_logits, anchors, stride, pred_boxes = self.decode(maps)
         target_boxes, target_scores, fg = self.assigner(cls_logits.detach().sigmoid(), pred_boxes.detach(), anchors,
                                                         gt_boxes, gt_labels, gt_mask)
         score_sum = target_scores.sum().clamp(min=1.0)
