@@ -138,17 +138,41 @@ def cmd_demo(args):
 
 
 def cmd_eval(args):
-    from .eval.evaluate import fidelity_report
+    from .eval.evaluate import LABELLED_TEST_SETS, fidelity_report, labelled_report
 
-    report = fidelity_report(args.model, args.target, tuple(args.engines.split(",")), args.imgsz)
-    print(f"fidelity mAP of {report['model']} @ {report['input_size']} against {report['reference']} "
-          f"on {report['images']} real photos and crops (its detections at conf >= 0.25 as ground truth):")
-    for engine, r in report["fidelity"].items():
+    engines = tuple(args.engines.split(","))
+    if args.model in LABELLED_TEST_SETS:
+        report = labelled_report(args.model, args.target, engines, args.images, args.imgsz)
+        print(f"mAP of {report['model']} @ {report['input_size']} on {report['images']} images of the "
+              f"{report['data']}:")
+        scores = report["map"]
+    else:
+        report = fidelity_report(args.model, args.target, tuple(e for e in engines if e != "pytorch-eager"),
+                                 args.imgsz)
+        print(f"fidelity mAP of {report['model']} @ {report['input_size']} against {report['reference']} "
+              f"on {report['images']} real photos and crops (its detections at conf >= 0.25 as ground truth):")
+        scores = report["fidelity"]
+    for engine, r in scores.items():
         print(f"  {engine:<14} mAP@0.5 {r['map50']:.4f}   mAP@0.5:0.95 {r['map']:.4f}")
     if args.json:
         from .fsutil import atomic_write_json
 
         atomic_write_json(Path(args.json), report)
+
+
+def cmd_train(args):
+    from .models import DIGITS_ARCH, WEIGHTS_DIR
+    from .models.yolov8 import YOLOv8
+    from .training.train import TrainConfig, export_weights, train
+
+    model = YOLOv8(**DIGITS_ARCH)
+    config = TrainConfig(steps=args.steps, batch=args.batch, input_size=args.imgsz, lr=args.lr, seed=args.seed,
+                         time_budget=args.time_budget)
+    result = train(model, Path(args.checkpoint), config)
+    print(f"trained {result['steps']} steps in {result['seconds']} s; last loss {result.get('loss', float('nan')):.3f}")
+    if result["steps"] >= config.steps:
+        out = export_weights(model, Path(args.export or WEIGHTS_DIR / "yolov8-digits.pt"), result["steps"], config)
+        print(f"exported the model weights (fp16) to {out}")
 
 
 def build_parser():
@@ -216,9 +240,20 @@ def build_parser():
     p.add_argument("--model", required=True)
     p.add_argument("--target", default="x86")
     p.add_argument("--imgsz", type=int)
-    p.add_argument("--engines", default="tvm,onnxruntime", help="comma list of engines to score")
+    p.add_argument("--engines", default="pytorch-eager,tvm,onnxruntime", help="comma list of engines to score")
+    p.add_argument("--images", type=int, default=500, help="test images (labelled data only)")
     p.add_argument("--json")
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("train", help="train the YOLOv8-class model on the digits data (resumes a checkpoint)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--imgsz", type=int, default=256)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--time-budget", type=float, help="seconds; stops with a checkpoint")
+    p.add_argument("--checkpoint", default="out/train/yolov8-digits-last.pt")
+    p.add_argument("--export", help="where the finished weights go (default: the packaged model)")
+    p.set_defaults(func=cmd_train)
     p = sub.add_parser("demo", help="compile the default model, detect on real photos, benchmark")
     p.add_argument("--model", default="yolov3-tiny")
     p.add_argument("--target", default="x86")

@@ -31,3 +31,7 @@ class InputError(SlimdetError):
 
 class BuildError(SlimdetError):
     """A library could not be built as its target needs (missing toolchain, wrong device code)."""
+
+
+class CheckpointError(SlimdetError):
+    """A trained checkpoint is missing, corrupt, or for another architecture."""

@@ -65,3 +65,15 @@ def test_fidelity_is_one_for_the_reference_itself_and_drops_for_a_damaged_model(
     reference = detector_for(spec, eager)
     assert fidelity_map(reference, detector_for(spec, eager), images)["map"] == pytest.approx(1.0)
     assert fidelity_map(reference, detector_for(spec, damaged), images)["map"] < 0.9
+
+
+def test_the_committed_digits_model_detects_held_out_digits_the_same_in_pytorch_and_onnx_runtime(tmp_path):
+    # Gate on the committed checkpoint (the full 500-image figures are in README and
+    # benchmarks/results): a subset keeps this under a minute.
+    from pipeline.eval.evaluate import labelled_report
+
+    report = labelled_report("yolov8-digits", engines=("pytorch-eager", "onnxruntime"), test_images=100,
+                             workdir=tmp_path)
+    torch_map, ort_map = report["map"]["pytorch-eager"], report["map"]["onnxruntime"]
+    assert torch_map["map50"] >= 0.75
+    assert abs(torch_map["map50"] - ort_map["map50"]) <= 0.005 and abs(torch_map["map"] - ort_map["map"]) <= 0.005

@@ -5,11 +5,12 @@ the facts the runtime needs to turn those maps into boxes (decoder, classes, pre
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from .. import assets
-from ..errors import InputError, UnknownModelError
+from ..errors import CheckpointError, InputError, UnknownModelError
 from .darknet import DarknetYolo
 from .yolov8 import YOLOv8
 
@@ -63,9 +64,52 @@ def _yolov8n(input_size):
     )
 
 
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# Our YOLOv8-class model for the digits data (pipeline/data/digits.py): 10 classes.
+DIGITS_ARCH = {"num_classes": 10, "width": 0.25, "depth": 0.33}
+DIGITS_INPUT_SIZE = 256
+
+
+def load_checkpoint(module: torch.nn.Module, path: Path, train_hint: str) -> dict:
+    """Load a trained state dict into ``module``; every way it can fail names the file."""
+    if not path.exists():
+        raise CheckpointError(f"no trained checkpoint at {path}; {train_hint}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"corrupt checkpoint {path}: {type(e).__name__}: {str(e)[:200]}") from None
+    weights = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path} holds no 'model' state dict")
+    expected = module.state_dict()
+    wrong = [k for k, v in weights.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+    if wrong or missing or unexpected:
+        detail = "; ".join(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                           for label, keys in (("shape differs", wrong), ("missing", missing),
+                                               ("unexpected", unexpected)) if keys)
+        raise CheckpointError(f"{path} is for another architecture than {type(module).__name__}"
+                              f"({DIGITS_ARCH}): {detail}")
+    module.load_state_dict({k: v.float() for k, v in weights.items()})
+    return state
+
+
+def _yolov8_digits(input_size, checkpoint=None):
+    net = YOLOv8(**DIGITS_ARCH)
+    path = Path(checkpoint) if checkpoint else WEIGHTS_DIR / "yolov8-digits.pt"
+    state = load_checkpoint(net, path, "train one with `slimdet train`")
+    return ModelSpec(
+        name="yolov8-digits", module=net.eval(), classes=[str(d) for d in range(10)],
+        input_size=input_size or DIGITS_INPUT_SIZE, decoder={"kind": "dfl", "reg_max": net.reg_max},
+        preprocess={"letterbox": True, "pad_value": 114 / 255.0, "scale": 1 / 255.0, "channels": "RGB"},
+        weights=f"trained on the digits data by slimdet train ({state.get('step', '?')} steps), {path.name}",
+    )
+
+
 MODELS = {
     "yolov3-tiny": _yolov3_tiny,
     "yolov8n": _yolov8n,
+    "yolov8-digits": _yolov8_digits,
 }
 
 
