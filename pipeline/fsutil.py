@@ -7,10 +7,20 @@ import tempfile
 from pathlib import Path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it, so do it once, at import
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
+
+
+def _publish(tmp, path):
+    """Move a finished temporary file into place with the mode a plain open() would have given
+    it (mkstemp creates files owner-only)."""
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, path)
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -22,8 +32,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it owner-only; a written file gets the usual mode
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -42,8 +51,7 @@ def atomic_write_via(path, write_fn) -> Path:
     os.close(fd)
     try:
         write_fn(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it owner-only; a written file gets the usual mode
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -46,19 +46,23 @@ def test_cuda_presets_are_valid_targets_without_cpu_core_counts():
     assert targets.PRESETS["cuda-sm87"].target["host"]["mtriple"] == "aarch64-linux-gnu"  # Jetson hosts are ARM
 
 
-@pytest.mark.parametrize("model", ["yolov3-tiny", "yolov8n"])
-def test_cuda_library_carries_sm90_machine_code_and_names_its_arch(tmp_path, model):
-    artifact = compile_model(model, "cuda-sm90", tmp_path, input_size=320, tuned=False)
-    meta = json.loads(artifact.metadata_path.read_text())
+@pytest.fixture(scope="module", params=["yolov3-tiny", "yolov8n"])
+def sm90_artifact(request, tmp_path_factory):
+    """Each default model built once for sm_90 (about half a minute each), shared by the tests below."""
+    return compile_model(request.param, "cuda-sm90", tmp_path_factory.mktemp(request.param), input_size=320,
+                         tuned=False)
+
+
+def test_cuda_library_carries_sm90_machine_code_and_names_its_arch(sm90_artifact):
+    meta = json.loads(sm90_artifact.metadata_path.read_text())
     assert meta["device"] == "cuda" and meta["gpu_arch"] == "sm_90" and meta["target"]["arch"] == "sm_90"
-    entries = fatbin_entries(artifact.library)
+    entries = fatbin_entries(sm90_artifact.library)
     assert ("elf", "sm_90") in entries and all(arch == "sm_90" for _, arch in entries)
-    assert b"__global__" not in artifact.library.read_bytes()  # no CUDA source left for the deploy host
+    assert b"__global__" not in sm90_artifact.library.read_bytes()  # no CUDA source left for the deploy host
 
 
-def test_a_cuda_library_refuses_to_run_without_its_gpu(tmp_path):
+def test_a_cuda_library_refuses_to_run_without_its_gpu(sm90_artifact):
     from pipeline.runtime.predictor import Predictor
 
-    artifact = compile_model("yolov3-tiny", "cuda-sm90", tmp_path, input_size=160, tuned=False)
     with pytest.raises(ArtifactError, match="CUDA library for sm_90; this host has no CUDA GPU"):
-        Predictor(artifact.metadata_path)
+        Predictor(sm90_artifact.metadata_path)

@@ -2,6 +2,7 @@
 generator never repeats an image, so there is no fixed training set to overfit), AdamW with
 warm-up and cosine decay, progress lines, atomic checkpoints that a re-run resumes from."""
 
+import io
 import math
 import sys
 import time
@@ -73,13 +74,15 @@ def recalibrate_batchnorm(model, batches) -> None:
     model.eval()
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, config: TrainConfig, extra=None):
-    import io
-
+def _save_atomically(path: Path, obj) -> Path:
     buffer = io.BytesIO()
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
-                "step": step, "config": vars(config), **(extra or {})}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    torch.save(obj, buffer)
+    return atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def save_checkpoint(path: Path, model, optimizer, step: int, config: TrainConfig, extra=None):
+    _save_atomically(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
+                            "step": step, "config": vars(config), **(extra or {})})
 
 
 def train(model, checkpoint: Path, config: TrainConfig, stream=sys.stderr) -> dict:
@@ -135,9 +138,6 @@ def train(model, checkpoint: Path, config: TrainConfig, stream=sys.stderr) -> di
 
 def export_weights(model, path: Path, steps: int, config: TrainConfig) -> Path:
     """The weights alone, in fp16 (half the bytes; loaded back as fp32): what gets committed."""
-    import io
-
-    buffer = io.BytesIO()
-    torch.save({"model": {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
-                "step": steps, "config": vars(config)}, buffer)
-    return atomic_write_bytes(Path(path), buffer.getvalue())
+    return _save_atomically(path, {"model": {k: v.half() if v.is_floating_point() else v
+                                            for k, v in model.state_dict().items()},
+                                   "step": steps, "config": vars(config)})
