@@ -19,10 +19,12 @@ def fuse_for_tuning(mod, target, layout: str = "NCHW"):
     from tvm.relax import pipeline as relax_pipeline
     from tvm.relax import transform as T
 
+    from ..passes.leaky_relu_as_maximum import leaky_relu_as_maximum
+
     if layout not in CONV_LAYOUTS:
         raise ValueError(f"unknown conv layout {layout!r}; known: {', '.join(CONV_LAYOUTS)}")
     convert = [T.ConvertLayout(CONV_LAYOUTS[layout])] if CONV_LAYOUTS[layout] else []
-    passes = [*convert, T.DecomposeOpsForInference(), T.CanonicalizeBindings(),
+    passes = [leaky_relu_as_maximum, *convert, T.DecomposeOpsForInference(), T.CanonicalizeBindings(),
               *relax_pipeline.library_dispatch_passes(target), T.LegalizeOps(), T.AnnotateTIROpPattern(),
               T.FoldConstant(), T.FuseOps(), T.FuseTIR(), T.AttachAttrLayoutFreeBuffers()]
     with target:
