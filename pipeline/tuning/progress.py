@@ -46,5 +46,6 @@ class TuningProgress(PyMeasureCallback):
         if self.deadline is not None and time.monotonic() > self.deadline and not self.stopped_for_time:
             self.stopped_for_time = True
             print("[tune] time budget reached: stopping after the trials in flight", file=self.stream, flush=True)
-            for tid in range(len(self.task_names)):
-                task_scheduler.terminate_task(tid)
+            for tid, task in enumerate(task_scheduler.tasks_):
+                if not task.is_terminated:  # tasks at their trial cap already are; terminating twice aborts
+                    task_scheduler.terminate_task(tid)
