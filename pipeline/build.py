@@ -121,6 +121,7 @@ def export(compiled: Compiled, out_dir, name: str | None = None) -> Artifact:
         "target": compiled.target_json,
         "target_preset": compiled.preset.name,
         "required_cpu_flags": list(compiled.preset.cpu_flags),
+        "isa": compiled.preset.isa,
         "device": compiled.preset.device,
         "gpu_arch": compiled.preset.gpu_arch,
         "library": library.name,

@@ -8,6 +8,10 @@ from pathlib import Path
 from .errors import SlimdetError
 
 
+# Emulated trials take about a minute each (qemu): the default shows the path works, no more.
+EMULATED_TRIALS = 8
+
+
 def _ints(text):
     return tuple(int(v) for v in text.split(",") if v)
 
@@ -23,7 +27,8 @@ def cmd_fetch(args):
 def cmd_compile(args):
     from .build import compile_model
 
-    artifact = compile_model(args.model, args.target, args.out, args.imgsz, args.batch, tuned=not args.untuned)
+    artifact = compile_model(args.model, args.target, args.out, args.imgsz, args.batch, tuned=not args.untuned,
+                             schedules_root=args.schedules)
     meta = artifact.metadata
     print(f"wrote {artifact.library} ({artifact.library.stat().st_size / 1e6:.1f} MB) and {artifact.metadata_path}")
     print(f"target {meta['target_preset']}: {meta['target']}; compiled in {meta['compile_seconds']} s")
@@ -43,12 +48,41 @@ def cmd_tune(args):
 
     if not args.verbose:  # our progress line replaces MetaSchedule's per-round tables
         logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
-    report = tune(args.model, args.target, args.variant, args.imgsz, args.batch, args.trials, args.trials_per_task,
-                  time_budget=args.time_budget, rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key)
+    # `--target arm` with no tracker: the emulated device, so the ARM path works with nothing set up.
+    emulate = args.emulate or (args.target == "arm" and not args.rpc_tracker)
+    trials = args.trials or (EMULATED_TRIALS if emulate else 2000)
+    report = tune(args.model, args.target, args.variant, args.imgsz, args.batch, trials, args.trials_per_task,
+                  time_budget=args.time_budget, rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key,
+                  emulate=emulate, root=args.schedules)
     print(report.table())
     print(f"{report.trials_run} trials in {report.seconds / 60:.1f} min this run ({report.trials_before} before); "
           f"{report.coverage}")
     print(f"database: {report.database}")
+    if emulate:
+        print("EMULATED timings (qemu-user on this machine): not ARM timings; the database stays in the cache. "
+              f"Compile with it: slimdet compile --target {args.target} --schedules {Path(report.database).parents[1]}")
+    if report.device_lost:
+        raise SlimdetError("the device stopped answering during the tune; records measured so far are saved, "
+                           "run the same command again once it is back")
+
+
+def cmd_rpc(args):
+    from .remote import rpc
+
+    if args.role == "tracker":
+        service = rpc.start_tracker(args.host, args.port, log=sys.stderr)
+        print(f"RPC tracker listening on {service.address}; register devices with "
+              f"`slimdet rpc device --tracker {service.address} --key KEY`", flush=True)
+    else:
+        if not args.tracker or not args.key:
+            raise SlimdetError("slimdet rpc device needs --tracker HOST:PORT and --key KEY")
+        service = rpc.start_device(args.tracker, args.key, args.emulate, args.host, log=sys.stderr)
+        kind = "EMULATED aarch64 device (qemu-user)" if args.emulate else "device server"
+        print(f"{kind} registered with {args.tracker} under key {args.key!r}", flush=True)
+    try:
+        service.process.wait()
+    except KeyboardInterrupt:
+        service.stop()
 
 
 def cmd_predict(args):
@@ -189,6 +223,7 @@ def build_parser():
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--untuned", action="store_true", help="ignore tuning databases")
+    p.add_argument("--schedules", help="tuning databases root (default: the committed schedules/)")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("tune", help="tune with MetaSchedule + XGBoost into schedules/<target>/<model>-<variant>/")
@@ -197,13 +232,26 @@ def build_parser():
     p.add_argument("--variant", default="fp32")
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--trials", type=int, default=2000, help="total budget, trials already recorded included")
+    p.add_argument("--trials", type=int, help="total budget, trials already recorded included "
+                   f"(default 2000; {EMULATED_TRIALS} on the emulated device)")
     p.add_argument("--trials-per-task", type=int)
     p.add_argument("--time-budget", type=float, help="seconds; stops after the trials in flight")
     p.add_argument("--rpc-tracker", help="HOST:PORT of a TVM RPC tracker with devices registered")
     p.add_argument("--rpc-key")
+    p.add_argument("--emulate", action="store_true",
+                   help="measure on the emulated aarch64 device (default for --target arm without a tracker)")
+    p.add_argument("--schedules", help="tuning databases root (default: schedules/; emulated: the cache)")
     p.add_argument("--verbose", action="store_true", help="keep MetaSchedule's own logs")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("rpc", help="start an RPC tracker, or a device server registered with one")
+    p.add_argument("role", choices=("tracker", "device"))
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=9190, help="tracker port")
+    p.add_argument("--tracker", help="device: HOST:PORT of the tracker to register with")
+    p.add_argument("--key", help="device: the key tunes ask for, e.g. rpi4")
+    p.add_argument("--emulate", choices=("aarch64",), help="device: serve as the emulated aarch64 board")
+    p.set_defaults(func=cmd_rpc)
 
     p = sub.add_parser("predict", help="detect objects in an image with an exported artifact")
     p.add_argument("--artifact", required=True, help="artifact directory or its .json")

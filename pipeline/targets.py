@@ -7,6 +7,7 @@ tunes the parallel loops for it), so it is filled in from the host unless given.
 """
 
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +20,15 @@ class TargetPreset:
     target: dict          # TVM target JSON without num-cores
     description: str
     cpu_flags: tuple = ()  # /proc/cpuinfo flags the host must have to run the code
-    host_runnable: bool = True
+    isa: str = "x86_64"  # the host CPU's architecture, as `uname -m` prints it
     # Data layout new tuning databases use for convs (see tuning/tasks.py: CONV_LAYOUTS). On x86,
     # channels-last lets the tuner vectorise over output channels: yolov3-tiny's largest conv
     # (13x13, 512->1024) reached 123 GFLOP/s in 64 trials as NHWC, 52 as NCHW.
     conv_layout: str = "NCHW"
     device: str = "cpu"  # what the library runs on: "cpu" or "cuda"
     cross_compiler: str | None = None  # links the host code when the host is not this machine's ISA
+    # Cores of the board the preset names (MetaSchedule sizes parallel loops by it); None: this host's.
+    cores: int | None = None
 
     @property
     def gpu_arch(self) -> str | None:
@@ -36,12 +39,24 @@ class TargetPreset:
 # compiled ahead of time for exactly one GPU arch.
 X86_64_HOST = {"kind": "llvm", "mtriple": "x86_64-linux-gnu"}
 JETSON_HOST = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a78ae"}
+AARCH64_CROSS_COMPILER = "aarch64-linux-gnu-gcc"
 
 
 def cuda_preset(sm: int, gpus: str, host=X86_64_HOST, cross_compiler=None) -> TargetPreset:
     return TargetPreset(f"cuda-sm{sm}", {"kind": "cuda", "arch": f"sm_{sm}", "host": host},
-                        f"NVIDIA {gpus} (sm_{sm})", host_runnable=False, device="cuda",
-                        cross_compiler=cross_compiler)
+                        f"NVIDIA {gpus} (sm_{sm})", device="cuda", cross_compiler=cross_compiler,
+                        isa="aarch64" if cross_compiler else "x86_64")
+
+
+def arm_preset(name: str, description: str, cores: int | None, mcpu: str | None = None, mattr=("+neon",),
+               cpu_flags=()) -> TargetPreset:
+    """A 64-bit ARM board. NEON needs no flag check (every aarch64 Linux core has it); dot product
+    does (``asimddp`` in /proc/cpuinfo's Features). NCHW, not NHWC: the channels-last A/B that made
+    NHWC the x86 default has not been run on any ARM board."""
+    target = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", **({"mcpu": mcpu} if mcpu else {}),
+              "mattr": list(mattr)}
+    return TargetPreset(name, target, description, cpu_flags=cpu_flags, isa="aarch64",
+                        cross_compiler=AARCH64_CROSS_COMPILER, cores=cores)
 
 
 PRESETS = {p.name: p for p in (
@@ -57,6 +72,13 @@ PRESETS = {p.name: p for p in (
         "x86-avx2", {"kind": "llvm", "mcpu": "haswell"},
         "x86-64 with AVX2 and FMA (Intel Haswell and newer, AMD Zen 1 and newer)",
         cpu_flags=("avx2", "fma"), conv_layout="NHWC"),
+    arm_preset("arm-rpi4", "Raspberry Pi 4 (4x Cortex-A72, NEON)", 4, "cortex-a72"),
+    arm_preset("arm-rpi5", "Raspberry Pi 5 (4x Cortex-A76, NEON + dot product)", 4, "cortex-a76",
+               ("+neon", "+dotprod"), ("asimd", "asimddp")),
+    arm_preset("arm-jetson-orin", "Jetson Orin CPU (Cortex-A78AE; 6 cores on Orin NX/Nano 8 GB)", 6,
+               "cortex-a78ae", ("+neon", "+dotprod"), ("asimd", "asimddp")),
+    # Any ARMv8-A core; its core count comes from this host, which for the emulated device is right.
+    arm_preset("arm-aarch64", "any 64-bit ARM (ARMv8-A, NEON); what the emulated device runs", None),
     cuda_preset(75, "Turing: T4, RTX 20xx"),
     cuda_preset(86, "Ampere: A10, A40, RTX 30xx"),
     cuda_preset(87, "Jetson AGX Orin / Orin NX / Orin Nano", JETSON_HOST, "aarch64-linux-gnu-gcc"),
@@ -66,11 +88,13 @@ PRESETS = {p.name: p for p in (
 
 # Widest first: the `x86` alias picks the first preset whose flags the host has.
 X86_ORDER = ("x86-avx512-vnni", "x86-avx512", "x86-avx2")
+# `arm` with nothing else configured: the generic preset, tuned on the emulated device.
+ARM_ALIAS = "arm-aarch64"
 
 
 def host_cpu_flags(cpuinfo="/proc/cpuinfo") -> set:
     for line in Path(cpuinfo).read_text().splitlines():
-        if line.startswith("flags"):
+        if line.startswith(("flags", "Features")):  # x86, ARM
             return set(line.split(":", 1)[1].split())
     return set()
 
@@ -83,15 +107,17 @@ def resolve_preset(name: str, flags=None) -> TargetPreset:
             if set(PRESETS[candidate].cpu_flags) <= flags:
                 return PRESETS[candidate]
         raise UnknownTargetError("this host has no AVX2+FMA; no x86 preset fits it")
+    if name == "arm":
+        return PRESETS[ARM_ALIAS]
     if name not in PRESETS:
-        raise UnknownTargetError(f"unknown target {name!r}; known: x86 (host), {', '.join(PRESETS)}")
+        raise UnknownTargetError(f"unknown target {name!r}; known: x86 (host), arm ({ARM_ALIAS}), {', '.join(PRESETS)}")
     return PRESETS[name]
 
 
 def target_json(preset: TargetPreset, num_cores: int | None = None) -> dict:
     if preset.device != "cpu":
         return dict(preset.target)  # the host code only launches kernels: no parallel loops to size
-    return {**preset.target, "num-cores": num_cores or os.cpu_count() or 1}
+    return {**preset.target, "num-cores": num_cores or preset.cores or os.cpu_count() or 1}
 
 
 def make_target(preset: TargetPreset, num_cores: int | None = None):
@@ -100,10 +126,16 @@ def make_target(preset: TargetPreset, num_cores: int | None = None):
     return tvm.target.Target(target_json(preset, num_cores))
 
 
-def check_host_can_run(preset: TargetPreset, flags=None):
+def host_isa() -> str:
+    return platform.machine()
+
+
+def check_host_can_run(preset: TargetPreset, flags=None, isa=None):
     """Running code built for `preset` on a host without its ISA dies with SIGILL: refuse first."""
+    isa = isa or host_isa()
+    if preset.device != "cpu" or preset.isa != isa:
+        raise UnknownTargetError(f"target {preset.name} runs on {preset.isa} {preset.device}s; this host is {isa}")
     flags = host_cpu_flags() if flags is None else flags
     missing = [f for f in preset.cpu_flags if f not in flags]
-    if missing or not preset.host_runnable:
-        raise UnknownTargetError(
-            f"target {preset.name} cannot run on this host (missing CPU features: {', '.join(missing) or 'n/a'})")
+    if missing:
+        raise UnknownTargetError(f"target {preset.name} cannot run on this host (missing CPU features: {', '.join(missing)})")

@@ -36,3 +36,24 @@ def test_running_a_wider_isa_than_the_host_is_refused():
     with pytest.raises(UnknownTargetError, match="avx512_vnni"):
         targets.check_host_can_run(targets.PRESETS["x86-avx512-vnni"], {"avx2", "fma"})
     targets.check_host_can_run(targets.PRESETS["x86-avx2"], {"avx2", "fma"})
+
+
+def test_arm_alias_is_the_generic_aarch64_preset_and_boards_carry_their_core_counts():
+    import tvm
+
+    assert targets.resolve_preset("arm").name == "arm-aarch64"
+    rpi4 = targets.PRESETS["arm-rpi4"]
+    tjson = targets.target_json(rpi4)
+    assert tjson["num-cores"] == 4 and tjson["mtriple"] == "aarch64-linux-gnu" and tjson["mcpu"] == "cortex-a72"
+    assert tvm.target.Target(tjson).kind.name == "llvm"
+    assert rpi4.cross_compiler == "aarch64-linux-gnu-gcc" and rpi4.isa == "aarch64"
+    assert "+dotprod" in targets.PRESETS["arm-rpi5"].target["mattr"]
+    assert "asimddp" in targets.PRESETS["arm-rpi5"].cpu_flags
+
+
+def test_code_for_another_isa_is_refused_before_it_runs():
+    with pytest.raises(UnknownTargetError, match="arm-rpi4 runs on aarch64.*this host is x86_64"):
+        targets.check_host_can_run(targets.PRESETS["arm-rpi4"], set(), isa="x86_64")
+    targets.check_host_can_run(targets.PRESETS["arm-aarch64"], set(), isa="aarch64")
+    with pytest.raises(UnknownTargetError, match="asimddp"):
+        targets.check_host_can_run(targets.PRESETS["arm-rpi5"], {"asimd"}, isa="aarch64")

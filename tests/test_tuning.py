@@ -136,3 +136,18 @@ def test_kill_9_during_tuning_keeps_measured_trials_and_resumes(tmp_path):
     report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=kept + 2, trials_per_iter=2, max_tasks=1,
                   root=root)
     assert report.trials_before >= kept and report.trials_run >= 1
+
+
+def test_records_a_vanished_device_never_measured_are_dropped(tuned_root, tmp_path):
+    directory, target = _database_copy(tuned_root, tmp_path)
+    records = directory / RECORD_FILE
+    measured = records.read_bytes()
+    workload, (trace, run_secs, *rest) = json.loads(measured.splitlines()[0])
+    assert min(run_secs) < 1  # a real measurement, in seconds
+    unmeasured = json.dumps([workload, [trace, [1e10], *rest]]).encode() + b"\n"  # what a failed run commits
+    records.write_bytes(measured + unmeasured)
+    db = open_database(directory, target)
+    kept = measured.count(b"\n")
+    assert db.drop_unmeasured_after(kept) == 1 and records.read_bytes() == measured
+    records.write_bytes(unmeasured + measured)
+    assert db.drop_unmeasured_after(1) == 0  # records from before this run are never touched

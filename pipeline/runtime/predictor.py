@@ -10,7 +10,7 @@ import numpy as np
 
 from ..cuda import check_gpu
 from ..errors import ArtifactError, InputError
-from ..targets import host_cpu_flags
+from ..targets import host_cpu_flags, host_isa
 from .artifact import read_artifact
 from .decode import decode, detect
 from .preprocess import letterbox, load_image
@@ -61,6 +61,10 @@ class Predictor(Detector):
 
         self.artifact = read_artifact(artifact_path)
         meta = self.meta = self.artifact.metadata
+        isa = meta.get("isa", "x86_64")
+        if isa != host_isa():
+            raise ArtifactError(f"{self.artifact.library.name} is {isa} code ({meta['target_preset']}); this host "
+                                f"is {host_isa()}: copy the .so and .json to the device and run them there")
         missing = [f for f in meta.get("required_cpu_flags", []) if f not in host_cpu_flags()]
         if missing:
             raise ArtifactError(f"{self.artifact.library.name} was built for {meta['target_preset']}; "

@@ -115,7 +115,7 @@ def train(model, checkpoint: Path, config: TrainConfig, stream=sys.stderr) -> di
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
         step, seen = step + 1, seen + len(images)
-        last = {"loss": float(total), "box": float(l_box), "cls": float(l_cls), "dfl": float(l_dfl)}
+        last = {"loss": total.item(), "box": l_box.item(), "cls": l_cls.item(), "dfl": l_dfl.item()}
         if step % 20 == 0 or step == config.steps:
             elapsed = time.monotonic() - start
             eta = elapsed / seen * (config.steps - step) * config.batch

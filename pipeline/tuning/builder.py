@@ -15,7 +15,23 @@ def build_candidate(mod, target, _params):
     return tvm_build(mod, target=target)
 
 
-def local_builder(timeout_sec: float = 300.0, max_workers: int | None = None):
+def export_cross_linked(mod, compiler: str) -> str:
+    """A ready ``.so`` linked here: boards often have no compiler to link upstream's ``.tar``."""
+    import os
+    import tempfile
+
+    from tvm.support.cc import cross_compiler
+
+    path = os.path.join(tempfile.mkdtemp(prefix="slimdet-candidate-"), "candidate.so")
+    mod.export_library(path, fcompile=cross_compiler(compiler))
+    return path
+
+
+def local_builder(timeout_sec: float = 300.0, max_workers: int | None = None, cross_compiler: str | None = None):
+    import functools
+
     from tvm.s_tir import meta_schedule as ms
 
-    return ms.builder.LocalBuilder(f_build=build_candidate, timeout_sec=timeout_sec, max_workers=max_workers)
+    f_export = functools.partial(export_cross_linked, compiler=cross_compiler) if cross_compiler else None
+    return ms.builder.LocalBuilder(f_build=build_candidate, f_export=f_export, timeout_sec=timeout_sec,
+                                   max_workers=max_workers)

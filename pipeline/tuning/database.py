@@ -20,6 +20,7 @@ from ..fsutil import atomic_write_bytes, atomic_write_json
 
 WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
+UNMEASURED_S = 1e9  # MetaSchedule records a failed run as taking 1e10 s
 META_FILE = "meta.json"
 SCHEDULES_ROOT = Path(__file__).resolve().parents[2] / "schedules"
 
@@ -77,6 +78,18 @@ class TuningDatabase:
     @property
     def record_count(self) -> int:
         return _check_lines(self.directory / RECORD_FILE)
+
+    def drop_unmeasured_after(self, kept: int) -> int:
+        """Remove the records after the first ``kept`` that hold no measurement (MetaSchedule
+        commits a failed run with a 1e10 s placeholder). Used when the device vanished: those
+        candidates were never measured, and a resumed tune should measure them, not skip them."""
+        path = self.directory / RECORD_FILE
+        lines = [line for line in path.read_bytes().split(b"\n") if line.strip()] if path.exists() else []
+        later = lines[kept:]
+        measured = [line for line in later if min(json.loads(line)[1][1] or [UNMEASURED_S]) < UNMEASURED_S]
+        if len(measured) < len(later):
+            atomic_write_bytes(path, b"".join(line + b"\n" for line in lines[:kept] + measured))
+        return len(later) - len(measured)
 
     @property
     def graph_layout(self) -> str:

@@ -6,6 +6,8 @@ import time
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
+from .measure import device_gone
+
 
 def _fmt_s(seconds):
     return f"{seconds / 60:.0f}m{seconds % 60:02.0f}s" if seconds >= 60 else f"{seconds:.0f}s"
@@ -14,7 +16,9 @@ def _fmt_s(seconds):
 @derived_object
 class TuningProgress(PyMeasureCallback):
     """Prints one line per measured batch: trials done/total, task, best latency, ETA. Stops the
-    search (terminating every task) once ``deadline`` (a ``time.monotonic()`` value) passes."""
+    search (terminating every task) once ``deadline`` (a ``time.monotonic()`` value) passes, or
+    when a whole batch failed because the measuring device is gone: records measured so far are
+    in the database already, and the same command resumes once the device is back."""
 
     def __init__(self, task_names, total_trials, deadline=None, stream=sys.stderr):
         self.task_names, self.total, self.deadline, self.stream = task_names, total_trials, deadline, stream
@@ -24,6 +28,8 @@ class TuningProgress(PyMeasureCallback):
         self.best_ms = {}
         self.trials_by_task = {}
         self.stopped_for_time = False
+        self.device_lost = False
+        self.lost = 0  # trials that failed because the device was gone: not spent budget
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
         self.done += len(runner_results)
@@ -31,6 +37,7 @@ class TuningProgress(PyMeasureCallback):
         for build, run in zip(builder_results, runner_results):
             if build.error_msg or run.error_msg or not run.run_secs:
                 self.failed += 1
+                self.lost += device_gone(run.error_msg)
                 continue
             ms = 1e3 * sum(float(s) for s in run.run_secs) / len(run.run_secs)
             self.best_ms[task_id] = min(ms, self.best_ms.get(task_id, float("inf")))
@@ -45,7 +52,15 @@ class TuningProgress(PyMeasureCallback):
               f"best {best_text}  elapsed {_fmt_s(elapsed)}  ETA {_fmt_s(eta)}", file=self.stream, flush=True)
         if self.deadline is not None and time.monotonic() > self.deadline and not self.stopped_for_time:
             self.stopped_for_time = True
-            print("[tune] time budget reached: stopping after the trials in flight", file=self.stream, flush=True)
-            for tid, task in enumerate(task_scheduler.tasks_):
-                if not task.is_terminated:  # tasks at their trial cap already are; terminating twice aborts
-                    task_scheduler.terminate_task(tid)
+            self._stop(task_scheduler, "time budget reached: stopping after the trials in flight")
+        if runner_results and all(device_gone(run.error_msg) for run in runner_results) and not self.device_lost:
+            self.device_lost = True
+            self._stop(task_scheduler, "the device stopped answering (" + runner_results[0].error_msg.strip()
+                       .splitlines()[-1][:160] + "): stopping. Every trial measured so far is saved; run the "
+                       "same command again once the device is back to resume")
+
+    def _stop(self, task_scheduler, why):
+        print(f"[tune] {why}", file=self.stream, flush=True)
+        for tid, task in enumerate(task_scheduler.tasks_):
+            if not task.is_terminated:  # tasks at their trial cap already are; terminating twice aborts
+                task_scheduler.terminate_task(tid)

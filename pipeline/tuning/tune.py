@@ -14,6 +14,7 @@ from ..build import import_model
 from ..models import load_model
 from .builder import local_builder
 from .database import cpu_model, database_dir, open_database
+from .measure import measurement
 from .tasks import coverage, extract_tasks, task_flops
 
 
@@ -26,6 +27,7 @@ class TuneReport:
     seconds: float
     coverage: str
     per_task: list  # (name, gflop, trials this run, best ms this run)
+    device_lost: bool = False  # the remote device stopped answering; re-run to resume
 
     def table(self) -> str:
         lines = [f"{'task':<48} {'GFLOP':>7} {'trials':>6} {'best ms':>9} {'GFLOP/s':>8}"]
@@ -36,16 +38,11 @@ class TuneReport:
         return "\n".join(lines)
 
 
-def runner(rpc_tracker: str | None = None, rpc_key: str | None = None, timeout_sec: float = 60.0):
-    from tvm.s_tir import meta_schedule as ms
+def emulated_schedules():
+    """Where emulated tunes keep their databases: the cache, never the committed schedules/."""
+    from ..assets import cache_dir
 
-    config = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False)
-    if rpc_tracker:
-        host, _, port = rpc_tracker.rpartition(":")
-        rpc = ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=rpc_key,
-                                  session_timeout_sec=600)
-        return ms.runner.RPCRunner(rpc, config)
-    return ms.runner.LocalRunner(timeout_sec=timeout_sec, evaluator_config=config)
+    return cache_dir() / "emulated-schedules"
 
 
 def tune_contexts(tasks, seed: int) -> list:
@@ -75,9 +72,13 @@ def default_trials_per_task(remaining: int, n_tasks: int, per_iter: int) -> int:
 def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int | None = None, batch: int = 1,
          trials: int = 2000, trials_per_task: int | None = None, trials_per_iter: int = 16,
          time_budget: float | None = None, rpc_tracker: str | None = None, rpc_key: str | None = None,
-         root=None, max_tasks: int | None = None, seed: int = 0) -> TuneReport:
+         emulate: bool = False, root=None, max_tasks: int | None = None, seed: int = 0) -> TuneReport:
     """Spend up to ``trials`` measured trials in total on this model/variant/target database:
-    trials already recorded count against the budget, and the search warm-starts from them."""
+    trials already recorded count against the budget, and the search warm-starts from them.
+
+    Trials run on this machine, on the devices behind ``rpc_tracker`` under ``rpc_key``, or with
+    ``emulate`` on the emulated aarch64 device, whose database goes to the cache (``root`` unless
+    given), never into ``schedules/``: emulated timings say nothing about an ARM board."""
     import tvm
     import tvm_ffi
     from tvm.s_tir import meta_schedule as ms
@@ -88,43 +89,49 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
     preset = targets.resolve_preset(target)
     tjson = targets.target_json(preset)
     tvm_target = tvm.target.Target(tjson)
-    db = open_database(database_dir(preset.name, model, variant, root), tjson, create=True,
-                       model=model, variant=variant, preset=preset.name, tvm_version=tvm.__version__,
-                       tvm_ffi_version=tvm_ffi.__version__, cpu=cpu_model())
-    # A database keeps the layout it was started with (its records only match that graph).
-    layout = db.graph_layout if db.record_count else preset.conv_layout
-    db.save_meta(graph_layout=layout)
-    tasks = extract_tasks(import_model(spec, batch), tvm_target, layout)
-    # Largest first: with max_tasks (used by quick CI tunes) the work that matters is kept.
-    tasks = sorted(tasks, key=task_flops, reverse=True)[:max_tasks]
-    spent = max(int(db.meta.get("trials", 0)), db.record_count)  # meta lags after a kill -9
-    remaining = trials - spent
-    report = TuneReport(str(db.directory), len(tasks), spent, 0, 0.0, "", [])
-    if remaining <= 0:
-        print(f"[tune] {db.directory}: {spent} trials already spent (budget {trials}); nothing to do",
-              file=sys.stderr)
-        report.coverage = coverage(tasks, db.open(), tvm_target).summary()
-        return report
-    per_task = trials_per_task or default_trials_per_task(remaining, len(tasks), trials_per_iter)
-    names = [t.task_name for t in tasks]
-    deadline = time.monotonic() + time_budget if time_budget else None
-    progress = TuningProgress(names, min(remaining, per_task * len(tasks)), deadline)
-    print(f"[tune] {model} @ {spec.input_size} b{batch} for {preset.name} ({tjson}), {layout} convs: {len(tasks)} tasks, "
-          f"{remaining} trials to spend (≤ {per_task} per task), {spent} already in {db.directory}",
-          file=sys.stderr, flush=True)
-    start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="slimdet-tune-") as work_dir:
-        ms.tune.tune_tasks(
-            tasks=tune_contexts(tasks, seed), task_weights=[t.weight for t in tasks], work_dir=work_dir,
-            max_trials_global=remaining, max_trials_per_task=per_task, num_trials_per_iter=trials_per_iter, builder=local_builder(),
-            runner=runner(rpc_tracker, rpc_key), database=db.open(), cost_model="xgb",
-            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress],
-            task_scheduler="gradient")
+    with measurement(preset, rpc_tracker, rpc_key, emulate) as measure:
+        db = open_database(database_dir(preset.name, model, variant, root or (emulated_schedules() if emulate else None)),
+                           tjson, create=True, model=model, variant=variant, preset=preset.name,
+                           tvm_version=tvm.__version__, tvm_ffi_version=tvm_ffi.__version__)
+        # A database keeps the layout it was started with (its records only match that graph).
+        layout = db.graph_layout if db.record_count else preset.conv_layout
+        db.save_meta(graph_layout=layout)
+        tasks = extract_tasks(import_model(spec, batch), tvm_target, layout)
+        # Largest first: with max_tasks (used by quick CI tunes) the work that matters is kept.
+        tasks = sorted(tasks, key=task_flops, reverse=True)[:max_tasks]
+        spent = max(int(db.meta.get("trials", 0)), db.record_count)  # meta lags after a kill -9
+        remaining = trials - spent
+        report = TuneReport(str(db.directory), len(tasks), spent, 0, 0.0, "", [])
+        if remaining <= 0:
+            print(f"[tune] {db.directory}: {spent} trials already spent (budget {trials}); nothing to do",
+                  file=sys.stderr)
+            report.coverage = coverage(tasks, db.open(), tvm_target).summary()
+            return report
+        per_task = trials_per_task or default_trials_per_task(remaining, len(tasks), trials_per_iter)
+        names = [t.task_name for t in tasks]
+        deadline = time.monotonic() + time_budget if time_budget else None
+        progress = TuningProgress(names, min(remaining, per_task * len(tasks)), deadline)
+        print(f"[tune] {model} @ {spec.input_size} b{batch} for {preset.name} ({tjson}), {layout} convs: "
+              f"{len(tasks)} tasks, {remaining} trials to spend (≤ {per_task} per task), {spent} already in "
+              f"{db.directory}; measured on {measure.label}", file=sys.stderr, flush=True)
+        start, records_before = time.monotonic(), db.record_count
+        with tempfile.TemporaryDirectory(prefix="slimdet-tune-") as work_dir:
+            ms.tune.tune_tasks(
+                tasks=tune_contexts(tasks, seed), task_weights=[t.weight for t in tasks], work_dir=work_dir,
+                max_trials_global=remaining, max_trials_per_task=per_task, num_trials_per_iter=trials_per_iter,
+                builder=local_builder(cross_compiler=preset.cross_compiler), runner=measure.runner,
+                database=db.open(), cost_model="xgb",
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress],
+                task_scheduler="gradient")
     seconds = time.monotonic() - start
+    if progress.device_lost:
+        db.drop_unmeasured_after(records_before)
     sizes = sorted(set(db.meta.get("input_sizes", [])) | {spec.input_size})
-    db.save_meta(trials=spent + progress.done, tuning_seconds=round(db.meta.get("tuning_seconds", 0) + seconds, 1),
-                 input_sizes=sizes, batch=batch, cpu=cpu_model())
-    report.trials_run, report.seconds = progress.done, seconds
+    db.save_meta(trials=spent + progress.done - progress.lost, tuning_seconds=round(db.meta.get("tuning_seconds", 0) + seconds, 1),
+                 input_sizes=sizes, batch=batch, measured_on=measure.label, emulated=measure.emulated,
+                 cpu=None if measure.remote else cpu_model())
+    report.trials_run, report.seconds = progress.done - progress.lost, seconds
+    report.device_lost = progress.device_lost
     report.coverage = coverage(tasks, db.open(), tvm_target).summary()
     report.per_task = [(name, task_flops(t) / 1e9, progress.trials_by_task.get(i, 0), progress.best_ms.get(i))
                        for i, (name, t) in enumerate(zip(names, tasks))]
