@@ -15,11 +15,11 @@ The fatbin reader and the GPU check import nothing beyond the standard library: 
 import os
 import shutil
 import struct
-import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ArtifactError, BuildError
+from .subproc import run_checked
 
 FATBIN_MAGIC = 0xBA55ED50
 FATBIN_KINDS = {1: "ptx", 2: "elf"}
@@ -74,8 +74,7 @@ def _stub_source(symbols) -> str:
 
 
 def _driver_symbols(sidecar: Path) -> list:
-    out = subprocess.run(["nm", "-D", "--undefined-only", str(sidecar)], capture_output=True, text=True,
-                         check=True).stdout
+    out = run_checked(["nm", "-D", "--undefined-only", sidecar], "listing the CUDA driver symbols", BuildError).stdout
     return sorted({line.split()[-1].split("@")[0] for line in out.splitlines()
                    if line.split() and line.split()[-1].startswith("cu") and line.split()[-1][2:3].isupper()})
 
@@ -91,8 +90,8 @@ def _build_stub(sidecar: Path) -> Path:
     source = stub.parent / "stub.c"
     source.write_text(_stub_source(_driver_symbols(sidecar)))
     partial = stub.parent / f".libcuda.so.1.{os.getpid()}"
-    subprocess.run([compiler, "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(partial), str(source)],
-                   check=True, capture_output=True)
+    run_checked([compiler, "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", partial, source],
+                "building the CUDA driver stub", BuildError)
     os.replace(partial, stub)
     return stub
 
