@@ -26,6 +26,7 @@ class Compiled:
     output_shapes: list
     compile_s: float
     tuning: dict  # which database was applied and what it covers; {"database": None} when untuned
+    pass_config: dict  # the TVM PassContext options it was built with
 
 
 def _cpu_build(tvm_target):
@@ -68,11 +69,13 @@ def find_database(preset, tjson: dict, model: str, variant: str, root=None):
 
 
 def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores: int | None = None,
-                 variant: str = "fp32", tuned: bool = True, schedules_root=None) -> Compiled:
-    """Import and compile; with ``tuned``, apply the committed database for exactly this target."""
+                 variant: str = "fp32", tuned: bool = True, schedules_root=None, pass_config: dict | None = None) -> Compiled:
+    """Import and compile; with ``tuned``, apply the committed database for exactly this target.
+    ``pass_config`` adds to the preset's TVM PassContext options (e.g. CUDA graphs on or off)."""
     import tvm
 
     preset = targets.resolve_preset(target)
+    pass_config = {**preset.pass_config, **(pass_config or {})}
     tjson = targets.target_json(preset, num_cores)
     tvm_target = tvm.target.Target(tjson)
     start = time.perf_counter()
@@ -80,20 +83,22 @@ def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores
     db, why_not = find_database(preset, tjson, spec.name, variant, schedules_root) if tuned else (None, "untuned")
     with DEVICE_BUILDS[preset.device](tvm_target):
         if db is None:
-            executable = tvm.compile(mod, target=tvm_target)
+            with tvm.transform.PassContext(opt_level=3, config=pass_config):
+                executable = tvm.compile(mod, target=tvm_target)
             tuning = {"database": None, "reason": why_not}
         else:
             from .tuning.tasks import compile_with_database, coverage, extract_tasks
 
             database, layout = db.open(), db.graph_layout
             cover = coverage(extract_tasks(mod, tvm_target, layout), database, tvm_target)
-            executable = compile_with_database(mod, tvm_target, database, layout)
+            executable = compile_with_database(mod, tvm_target, database, layout, pass_config)
             tuning = {"database": str(db.directory), "trials": db.meta.get("trials"), "coverage": cover.summary(),
                       "conv_layout": layout, "tuned_tasks": cover.tuned_tasks, "tasks": cover.tasks,
                       "tuned_flop_fraction": round(cover.tuned_flops / cover.flops, 4) if cover.flops else 1.0}
     return Compiled(spec=spec, preset=preset, target_json=tjson, executable=executable,
                     input_shape=(batch, 3, spec.input_size, spec.input_size),
-                    output_shapes=output_shapes(mod), compile_s=time.perf_counter() - start, tuning=tuning)
+                    output_shapes=output_shapes(mod), compile_s=time.perf_counter() - start, tuning=tuning,
+                    pass_config=pass_config)
 
 
 def export(compiled: Compiled, out_dir, name: str | None = None) -> Artifact:
@@ -130,6 +135,7 @@ def export(compiled: Compiled, out_dir, name: str | None = None) -> Artifact:
         "tvm_ffi_version": tvm_ffi.__version__,
         "compile_seconds": round(compiled.compile_s, 2),
         "tuning": compiled.tuning,
+        "pass_config": compiled.pass_config,
     }
     atomic_write_json(out_dir / f"{name}.json", meta)
     return read_artifact(out_dir / f"{name}.json")

@@ -120,6 +120,18 @@ def cmd_bench(args):
         print(f"wrote {args.plot}")
 
 
+def cmd_bench_gpu(args):
+    from .bench import gpu
+
+    facts, rows = gpu.device_facts(), []
+    print(f"[bench-gpu] {facts}", file=sys.stderr, flush=True)
+    for model in args.model:
+        rows += gpu.bench_model_gpu(model, args.imgsz, args.batch, args.target, Path(args.out), args.rounds,
+                                    args.schedules, args.cuda_graph_batch)
+        print(gpu.format_table(rows), flush=True)
+    print(f"wrote {gpu.save_results(rows, facts, Path(args.out) / 'bench-gpu.json')}")
+
+
 DEFAULT_CHECK_CASES = [
     {"model": "yolov3-tiny", "input_size": 416, "batch": 1, "threads": 2},
     {"model": "yolov8n", "input_size": 640, "batch": 1, "threads": 2},
@@ -274,6 +286,17 @@ def build_parser():
     p.add_argument("--json")
     p.add_argument("--plot")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-gpu", help="TVM CUDA library vs eager PyTorch and torch.compile on this host's GPU")
+    p.add_argument("--model", action="append", required=True, help="repeatable")
+    p.add_argument("--target", default="cuda-sm90")
+    p.add_argument("--imgsz", type=int)
+    p.add_argument("--batch", type=_ints, default=(1, 8, 32), help="comma list")
+    p.add_argument("--cuda-graph-batch", type=_ints, default=(1,), help="batches also built with CUDA graphs")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--schedules", help="tuning databases root (default: the committed schedules/)")
+    p.add_argument("--out", default="out/bench-gpu")
+    p.set_defaults(func=cmd_bench_gpu)
 
     p = sub.add_parser("bench-check", help="hold tuned-TVM speed ratios against benchmarks/baselines/")
     p.add_argument("--target", default="x86")

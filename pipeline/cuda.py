@@ -44,13 +44,18 @@ def fatbin_entries(library) -> list:
     return entries
 
 
+def local_gpu_arch(tvm) -> str | None:
+    """The arch of this host's first CUDA GPU ("sm_90"), or None without a GPU or driver."""
+    device = tvm.cuda(0)
+    return "sm_" + device.compute_version.replace(".", "") if device.exist else None
+
+
 def check_gpu(gpu_arch: str, tvm, library_name: str):
     """Refuse, with the reason, to run a library on a host without a GPU of its arch."""
-    device = tvm.cuda(0)
-    if not device.exist:
+    found = local_gpu_arch(tvm)
+    if found is None:
         raise ArtifactError(f"{library_name} is a CUDA library for {gpu_arch}; this host has no CUDA GPU "
                             f"(or no NVIDIA driver)")
-    found = "sm_" + device.compute_version.replace(".", "")
     if found != gpu_arch:
         raise ArtifactError(f"{library_name} carries device code for {gpu_arch} only; this GPU is {found}: "
                             f"compile for its preset (cuda-{found.replace('_', '')})")

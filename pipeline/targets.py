@@ -8,7 +8,7 @@ tunes the parallel loops for it), so it is filled in from the host unless given.
 
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UnknownTargetError
@@ -29,6 +29,7 @@ class TargetPreset:
     cross_compiler: str | None = None  # links the host code when the host is not this machine's ISA
     # Cores of the board the preset names (MetaSchedule sizes parallel loops by it); None: this host's.
     cores: int | None = None
+    pass_config: dict = field(default_factory=dict)  # TVM PassContext options its libraries are built with
 
     @property
     def gpu_arch(self) -> str | None:
@@ -40,10 +41,13 @@ class TargetPreset:
 X86_64_HOST = {"kind": "llvm", "mtriple": "x86_64-linux-gnu"}
 JETSON_HOST = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a78ae"}
 AARCH64_CROSS_COMPILER = "aarch64-linux-gnu-gcc"
+# What MetaSchedule's GPU rules size thread blocks by (AutoBind refuses a target without them);
+# the same on every arch from sm_75 to sm_90 (48 KiB is the static shared memory per block).
+CUDA_LIMITS = {"max_threads_per_block": 1024, "max_shared_memory_per_block": 49152, "thread_warp_size": 32}
 
 
 def cuda_preset(sm: int, gpus: str, host=X86_64_HOST, cross_compiler=None) -> TargetPreset:
-    return TargetPreset(f"cuda-sm{sm}", {"kind": "cuda", "arch": f"sm_{sm}", "host": host},
+    return TargetPreset(f"cuda-sm{sm}", {"kind": "cuda", "arch": f"sm_{sm}", **CUDA_LIMITS, "host": host},
                         f"NVIDIA {gpus} (sm_{sm})", device="cuda", cross_compiler=cross_compiler,
                         isa="aarch64" if cross_compiler else "x86_64")
 

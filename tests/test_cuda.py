@@ -66,3 +66,53 @@ def test_a_cuda_library_refuses_to_run_without_its_gpu(sm90_artifact):
 
     with pytest.raises(ArtifactError, match="CUDA library for sm_90; this host has no CUDA GPU"):
         Predictor(sm90_artifact.metadata_path)
+
+
+def small_conv_module():
+    """Conv + leaky ReLU + max-pool: the op kinds the detectors are made of, small enough to tune."""
+    import torch
+
+    from pipeline.frontend import import_torch
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.LeakyReLU(0.1), torch.nn.MaxPool2d(2))
+    return import_torch(net.eval(), torch.rand(1, 3, 32, 32), "small-conv")
+
+
+def test_metaschedule_can_tune_for_every_cuda_preset():
+    """MetaSchedule's GPU rules refuse a target without thread-block limits (AutoBind: "missing
+    attribute max_threads_per_block"); found on the H100, where no tune could start."""
+    import tvm
+
+    from pipeline.tuning.tasks import extract_tasks
+    from pipeline.tuning.tune import tune_contexts
+
+    mod = small_conv_module()
+    for preset in (p for p in targets.PRESETS.values() if p.device == "cuda"):
+        tasks = extract_tasks(mod, tvm.target.Target(targets.target_json(preset)))
+        contexts = tune_contexts(tasks, seed=0)
+        assert all(ctx.generate_design_space() for ctx in contexts), preset.name
+
+
+def test_tuning_a_gpu_preset_needs_its_gpu_or_a_tracker():
+    from pipeline.tuning.measure import TuneTargetError, measurement
+
+    with pytest.raises(TuneTargetError, match="cuda-sm90 code does not run on this .* --rpc-tracker"):
+        with measurement(targets.PRESETS["cuda-sm90"]):
+            pass
+
+
+def test_functions_without_records_get_gpu_default_schedules_and_cuda_graphs_build(tmp_path):
+    """Compiling with a database that covers nothing: every kernel falls back to dlight's schedules
+    (unbound GPU loops do not build at all), with Relax CUDA graphs on."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from pipeline.cuda import nvcc_build
+    from pipeline.tuning.tasks import compile_with_database
+
+    target = tvm.target.Target(targets.target_json(targets.PRESETS["cuda-sm90"]))
+    with nvcc_build(target):
+        executable = compile_with_database(small_conv_module(), target, ms.database.MemoryDatabase(), "NCHW",
+                                           {"relax.backend.use_cuda_graph": True})
+    executable.export_library(tmp_path / "small.so")
+    check_device_code(tmp_path / "small.so", "sm_90")

@@ -11,6 +11,9 @@ def build_candidate(mod, target, _params):
     from tvm.driver import build as tvm_build
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
+    if target.kind.name == "cuda":
+        import tvm.support.nvcc  # noqa: F401  registers the CUDA compile callback in this worker
+
     mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
     return tvm_build(mod, target=target)
 

@@ -78,11 +78,27 @@ def measurement(preset, rpc_tracker: str | None = None, rpc_key: str | None = No
         yield Measurement(rpc_runner(rpc_tracker, rpc_key, devices, RPC_SESSION_TIMEOUT_S),
                           f"{devices} device(s) under key {rpc_key!r} at {rpc_tracker}", remote=True)
         return
-    if preset.device != "cpu" or preset.isa != host_isa():
+    local = _local_device(preset)
+    if local is None:
         hint = " (or --target arm to tune on the emulated aarch64 device)" if preset.isa == "aarch64" else ""
         raise TuneTargetError(f"{preset.name} code does not run on this {host_isa()} host: tune it on the device, "
                               f"with --rpc-tracker HOST:PORT --rpc-key KEY{hint}")
-    yield Measurement(ms.runner.LocalRunner(timeout_sec=60, evaluator_config=evaluator_config()), "this machine")
+    yield Measurement(ms.runner.LocalRunner(timeout_sec=60, evaluator_config=evaluator_config()), local)
+
+
+def _local_device(preset) -> str | None:
+    """What on this host runs ``preset``'s code ("this machine", "this machine's sm_90 GPU"), or None."""
+    if preset.isa != host_isa():
+        return None
+    if preset.device == "cuda":
+        import tvm
+
+        from ..cuda import local_gpu_arch
+
+        if local_gpu_arch(tvm) != preset.gpu_arch:
+            return None
+        return f"this machine's {tvm.cuda(0).device_name} ({preset.gpu_arch})"
+    return "this machine"
 
 
 def device_gone(error_msg: str | None) -> bool:

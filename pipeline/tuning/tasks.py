@@ -49,7 +49,20 @@ def lowering_passes(target) -> list:
     return backend.dataflow_lower_passes(target) + backend.finalize_passes(target)
 
 
-def compile_with_database(mod, target, database, layout: str = "NCHW"):
+def _gpu_default_schedules(_target) -> list:
+    # What TVM's own CUDA pipeline gives every kernel: GPU code must have its loops bound to threads.
+    from tvm.s_tir import dlight as dl
+
+    return [dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+                                    dl.gpu.Fallback())]
+
+
+# Schedules for the functions a database has no record for (dlight skips the tuned ones); CPU code
+# builds unscheduled.
+DEFAULT_SCHEDULES = {"llvm": lambda _target: [], "cuda": _gpu_default_schedules}
+
+
+def compile_with_database(mod, target, database, layout: str = "NCHW", pass_config: dict | None = None):
     """Build with tuned records applied, weight repacking folded into the constants, and every
     function without a record left on its default schedule."""
     import tvm
@@ -60,10 +73,11 @@ def compile_with_database(mod, target, database, layout: str = "NCHW"):
     def pipeline(mod, _ctx):
         mod = fuse_for_tuning(mod, target, layout)
         mod = T.MetaScheduleApplyDatabase(enable_warning=False)(mod)
-        mod = tvm.transform.Sequential([T.SplitLayoutRewritePreproc(), T.LiftTransformParams(), T.FoldConstant()])(mod)
+        mod = tvm.transform.Sequential([*DEFAULT_SCHEDULES[target.kind.name](target), T.SplitLayoutRewritePreproc(),
+                                        T.LiftTransformParams(), T.FoldConstant()])(mod)
         return tvm.transform.Sequential(lowering_passes(target))(mod)
 
-    with target, database, tvm.transform.PassContext(opt_level=3):
+    with target, database, tvm.transform.PassContext(opt_level=3, config=pass_config or {}):
         return relax.build(mod, target=target, relax_pipeline=pipeline)
 
 
