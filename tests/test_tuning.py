@@ -151,3 +151,15 @@ def test_records_a_vanished_device_never_measured_are_dropped(tuned_root, tmp_pa
     assert db.drop_unmeasured_after(kept) == 1 and records.read_bytes() == measured
     records.write_bytes(unmeasured + measured)
     assert db.drop_unmeasured_after(1) == 0  # records from before this run are never touched
+
+
+def test_tasks_are_tuned_in_waves_and_the_time_budget_stops_between_them(tmp_path):
+    """MetaSchedule saves nothing before it has visited every task of a tune once: waves bound
+    that, and an expired budget ends the tune at the next wave, the first wave's records kept."""
+    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=8, trials_per_iter=2, max_tasks=2,
+                  tasks_per_wave=1, time_budget=0.001, root=tmp_path)
+    (_, _, first_trials, first_best), (_, _, second_trials, _) = report.per_task
+    assert first_trials >= 2 and first_best is not None and second_trials == 0
+    directory = database_dir("x86-avx2", "yolov3-tiny", "fp32", tmp_path)
+    assert open_database(directory, targets.target_json(targets.PRESETS["x86-avx2"])).record_count == first_trials
+    assert "1/2 tasks" in report.coverage

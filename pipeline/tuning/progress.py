@@ -36,8 +36,18 @@ class TuningProgress(PyMeasureCallback):
         self.device_lost = False
         self.stop_reason = None
         self.lost = 0  # trials that failed because the device was gone: not spent budget
+        self.task_offset = 0  # index of the current wave's first task (see tune.waves)
+
+    def past_deadline(self) -> bool:
+        if self.deadline is None or time.monotonic() <= self.deadline:
+            return False
+        if not self.stopped_for_time:
+            self.stopped_for_time = True
+            print("[tune] time budget reached: stopping before the next wave of tasks", file=self.stream, flush=True)
+        return True
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+        task_id += self.task_offset  # MetaSchedule numbers the tasks of the wave it is tuning
         self.done += len(runner_results)
         self.trials_by_task[task_id] = self.trials_by_task.get(task_id, 0) + len(runner_results)
         for build, run in zip(builder_results, runner_results):
