@@ -135,7 +135,15 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
         print(f"[tune] {model} @ {spec.input_size} b{batch} for {preset.name} ({tjson}), {layout} convs: "
               f"{len(tasks)} tasks, {remaining} trials to spend (≤ {per_task} per task), {spent} already in "
               f"{db.directory}; measured on {measure.label}", file=sys.stderr, flush=True)
-        start, records_before = time.monotonic(), db.record_count
+        start, records_before, seconds_before = time.monotonic(), db.record_count, db.meta.get("tuning_seconds", 0)
+        sizes = sorted(set(db.meta.get("input_sizes", [])) | {spec.input_size})
+
+        def save_meta():  # after every wave too: a killed tune keeps its count and cost
+            db.save_meta(trials=spent + progress.done - progress.lost,
+                         tuning_seconds=round(seconds_before + time.monotonic() - start, 1), input_sizes=sizes,
+                         batch=batch, measured_on=measure.label, emulated=measure.emulated,
+                         cpu=None if measure.remote else cpu_model())
+
         database, builder = db.open(), local_builder(cross_compiler=preset.cross_compiler)
         for first, wave in waves(tasks, tasks_per_wave):
             budget = wave_budget(remaining - (progress.done - progress.lost), wave, tasks[first:], trials_per_iter)
@@ -149,13 +157,11 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
                     builder=builder, runner=measure.runner, database=database, cost_model="xgb",
                     measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress],
                     task_scheduler="gradient")
+            save_meta()
     seconds = time.monotonic() - start
     if progress.device_lost:
         db.drop_unmeasured_after(records_before)
-    sizes = sorted(set(db.meta.get("input_sizes", [])) | {spec.input_size})
-    db.save_meta(trials=spent + progress.done - progress.lost, tuning_seconds=round(db.meta.get("tuning_seconds", 0) + seconds, 1),
-                 input_sizes=sizes, batch=batch, measured_on=measure.label, emulated=measure.emulated,
-                 cpu=None if measure.remote else cpu_model())
+    save_meta()
     report.trials_run, report.seconds = progress.done - progress.lost, seconds
     report.device_lost = progress.device_lost
     report.coverage = coverage(tasks, db.open(), tvm_target).summary()
