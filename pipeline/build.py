@@ -71,11 +71,11 @@ def find_database(preset, tjson: dict, model: str, variant: str, root=None):
 def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores: int | None = None,
                  variant: str = "fp32", tuned: bool = True, schedules_root=None, pass_config: dict | None = None) -> Compiled:
     """Import and compile; with ``tuned``, apply the committed database for exactly this target.
-    ``pass_config`` adds to the preset's TVM PassContext options (e.g. CUDA graphs on or off)."""
+    ``pass_config``: TVM PassContext options for the build (e.g. Relax CUDA graphs on)."""
     import tvm
 
     preset = targets.resolve_preset(target)
-    pass_config = {**preset.pass_config, **(pass_config or {})}
+    pass_config = pass_config or {}
     tjson = targets.target_json(preset, num_cores)
     tvm_target = tvm.target.Target(tjson)
     start = time.perf_counter()

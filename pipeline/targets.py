@@ -8,7 +8,7 @@ tunes the parallel loops for it), so it is filled in from the host unless given.
 
 import os
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UnknownTargetError
@@ -29,7 +29,6 @@ class TargetPreset:
     cross_compiler: str | None = None  # links the host code when the host is not this machine's ISA
     # Cores of the board the preset names (MetaSchedule sizes parallel loops by it); None: this host's.
     cores: int | None = None
-    pass_config: dict = field(default_factory=dict)  # TVM PassContext options its libraries are built with
 
     @property
     def gpu_arch(self) -> str | None:

@@ -87,7 +87,7 @@ def measurement(preset, rpc_tracker: str | None = None, rpc_key: str | None = No
 
 
 def _local_device(preset) -> str | None:
-    """What on this host runs ``preset``'s code ("this machine", "this machine's sm_90 GPU"), or None."""
+    """What on this host runs ``preset``'s code ("this machine", "this machine's NVIDIA H100 80GB HBM3 (sm_90)"), or None."""
     if preset.isa != host_isa():
         return None
     if preset.device == "cuda":
