@@ -69,8 +69,9 @@ def find_database(preset, tjson: dict, model: str, variant: str, root=None):
 
 
 def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores: int | None = None,
-                 variant: str = "fp32", tuned: bool = True, schedules_root=None, pass_config: dict | None = None) -> Compiled:
-    """Import and compile; with ``tuned``, apply the committed database for exactly this target.
+                 tuned: bool = True, schedules_root=None, pass_config: dict | None = None) -> Compiled:
+    """Import and compile; with ``tuned``, apply the committed database for exactly this model
+    variant and target.
     ``pass_config``: TVM PassContext options for the build (e.g. Relax CUDA graphs on)."""
     import tvm
 
@@ -80,7 +81,7 @@ def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores
     tvm_target = tvm.target.Target(tjson)
     start = time.perf_counter()
     mod = import_model(spec, batch)
-    db, why_not = find_database(preset, tjson, spec.name, variant, schedules_root) if tuned else (None, "untuned")
+    db, why_not = find_database(preset, tjson, spec.name, spec.variant, schedules_root) if tuned else (None, "untuned")
     with DEVICE_BUILDS[preset.device](tvm_target):
         if db is None:
             with tvm.transform.PassContext(opt_level=3, config=pass_config):
@@ -109,13 +110,15 @@ def export(compiled: Compiled, out_dir, name: str | None = None) -> Artifact:
     import tvm_ffi
 
     spec = compiled.spec
-    name = name or f"{spec.name}-{spec.input_size}-b{compiled.input_shape[0]}-{compiled.preset.name}"
+    variant = "" if spec.variant == "fp32" else f"-{spec.variant}"
+    name = name or f"{spec.name}{variant}-{spec.input_size}-b{compiled.input_shape[0]}-{compiled.preset.name}"
     out_dir = Path(out_dir)
     library = atomic_write_via(out_dir / f"{name}.so", _exporter(compiled))
     meta = {
         "format_version": METADATA_VERSION,
         "model": spec.name,
         "weights": spec.weights,
+        "variant": spec.variant,
         "classes": spec.classes,
         "input_shape": list(compiled.input_shape),
         "input_size": spec.input_size,
@@ -165,7 +168,9 @@ def _exporter(compiled: Compiled):
 
 
 def compile_model(model: str, target: str = "x86", out_dir="out", input_size: int | None = None,
-                  batch: int = 1, name: str | None = None, tuned: bool = True, schedules_root=None) -> Artifact:
+                  batch: int = 1, name: str | None = None, tuned: bool = True, schedules_root=None,
+                  variant: str = "fp32") -> Artifact:
     """The whole path from a model name to an exported, verified artifact."""
-    compiled = compile_spec(load_model(model, input_size), target, batch, tuned=tuned, schedules_root=schedules_root)
+    compiled = compile_spec(load_model(model, input_size, variant), target, batch, tuned=tuned,
+                            schedules_root=schedules_root)
     return export(compiled, out_dir, name)

@@ -28,7 +28,7 @@ def cmd_compile(args):
     from .build import compile_model
 
     artifact = compile_model(args.model, args.target, args.out, args.imgsz, args.batch, tuned=not args.untuned,
-                             schedules_root=args.schedules)
+                             schedules_root=args.schedules, variant=args.variant)
     meta = artifact.metadata
     print(f"wrote {artifact.library} ({artifact.library.stat().st_size / 1e6:.1f} MB) and {artifact.metadata_path}")
     print(f"target {meta['target_preset']}: {meta['target']}; compiled in {meta['compile_seconds']} s")
@@ -206,6 +206,65 @@ def cmd_eval(args):
         atomic_write_json(Path(args.json), report)
 
 
+def cmd_prune(args):
+    from .compress.prune import prune, ratio_for_macs
+    from .models import load_model, save_variant
+
+    spec = load_model(args.model, args.imgsz)
+    example = spec.example_input()
+    ratio = args.ratio
+    if ratio is None:
+        ratio = ratio_for_macs(spec.module, example, args.macs_kept, args.round_to, args.importance)
+    report = prune(spec.module, example, ratio, args.round_to, args.importance)
+    variant = args.variant or f"pruned{round(100 * (1 - report.macs_kept))}"
+    path = save_variant(spec.module, spec.name, variant, {"pruning": report.as_dict(), "recovery": None},
+                        args.weights_dir)
+    print(f"{spec.name} channel ratio {ratio} ({args.importance}, widths multiple of {args.round_to}): "
+          f"params {report.base_params / 1e6:.2f} M -> {report.params / 1e6:.2f} M, "
+          f"MACs {report.base_macs / 1e9:.3f} G -> {report.macs / 1e9:.3f} G ({report.macs_kept:.1%} kept)")
+    print(f"saved variant {variant!r} to {path}; recover accuracy with "
+          f"`slimdet distill --model {spec.name} --variant {variant}`, then compile/tune with --variant {variant}")
+
+
+def cmd_prune_sweep(args):
+    from .compress import sweep
+    from .fsutil import atomic_write_json
+    from .models import load_model
+
+    spec = load_model(args.model, args.imgsz)
+    rows = sweep.sweep(spec, args.ratios, _ints(args.round_to), args.importance, args.threads, args.reps)
+    print(sweep.table(rows))
+    if args.json:
+        atomic_write_json(Path(args.json), sweep.as_json(spec, rows, args.importance, args.threads))
+    if args.plot:
+        sweep.plot(rows, Path(args.plot), f"{spec.name} @ {spec.input_size}: pruning, measured ({args.threads} threads)")
+
+
+def cmd_distill(args):
+    from . import assets
+    from .compress.distill import distill
+    from .models import load_model, read_checkpoint, save_variant, variant_path
+    from .training.train import TrainConfig
+
+    student = load_model(args.model, None, args.variant, args.weights_dir)
+    teacher = load_model(args.model)
+    config = TrainConfig(steps=args.steps, batch=args.batch, input_size=args.imgsz or student.input_size, lr=args.lr,
+                         warmup_steps=min(50, args.steps // 10), seed=args.seed, time_budget=args.time_budget)
+    # Photos for models with no labelled data: the scikit-image ones; the darknet ones stay held
+    # out for fidelity (`slimdet eval --photos darknet`).
+    checkpoint = Path(args.checkpoint or f"out/distill/{args.model}-{args.variant}-last.pt")
+    result = distill(student, teacher, checkpoint, config, photos=assets.SKIMAGE_PHOTOS.paths().values())
+    print(f"distilled {result['steps']} steps in {result['seconds']} s; last loss {result.get('loss', float('nan')):.4f}")
+    if result["steps"] >= config.steps:
+        info = read_checkpoint(variant_path(args.model, args.variant, args.weights_dir), "")
+        recovery = {"method": "distillation from the unpruned model", "steps": result["steps"],
+                    "config": vars(config), "data": "digits train split + labels" if args.model == "yolov8-digits"
+                    else "unlabelled scikit-image photos (darknet photos held out)"}
+        path = save_variant(student.module, args.model, args.variant, {"pruning": info.get("pruning"),
+                                                                      "recovery": recovery}, args.weights_dir)
+        print(f"saved the recovered variant {args.variant!r} to {path}")
+
+
 def cmd_train(args):
     from .models import DIGITS_ARCH, WEIGHTS_DIR
     from .models.yolov8 import YOLOv8
@@ -232,6 +291,7 @@ def build_parser():
     p.add_argument("--model", required=True)
     p.add_argument("--target", default="x86")
     p.add_argument("--out", required=True)
+    p.add_argument("--variant", default="fp32", help="fp32, or a compressed variant made by `slimdet prune`")
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--untuned", action="store_true", help="ignore tuning databases")
@@ -315,6 +375,43 @@ def build_parser():
     p.add_argument("--images", type=int, default=500, help="test images (labelled data only)")
     p.add_argument("--json")
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("prune", help="structured channel pruning (dependency graph) into a named variant")
+    p.add_argument("--model", required=True)
+    how_much = p.add_mutually_exclusive_group(required=True)
+    how_much.add_argument("--ratio", type=float, help="fraction of each prunable layer's channels to remove")
+    how_much.add_argument("--macs-kept", type=float, help="fraction of the MACs to keep (finds the ratio)")
+    p.add_argument("--round-to", type=int, default=16, help="keep widths at multiples of this (default 16)")
+    p.add_argument("--importance", choices=("l2", "bn"), default="l2")
+    p.add_argument("--variant", help="name of the variant (default pruned<percent of MACs removed>)")
+    p.add_argument("--imgsz", type=int)
+    p.add_argument("--weights-dir", help="where variants live (default: the packaged weights)")
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("prune-sweep", help="params, MACs and measured latency over pruning ratios")
+    p.add_argument("--model", required=True)
+    p.add_argument("--ratios", type=lambda t: tuple(float(v) for v in t.split(",")), default=(0.1, 0.2, 0.3, 0.4, 0.5))
+    p.add_argument("--round-to", default="16,1", help="widths rounding to compare (1 = none)")
+    p.add_argument("--importance", choices=("l2", "bn"), default="l2")
+    p.add_argument("--imgsz", type=int)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reps", type=int, default=9)
+    p.add_argument("--json")
+    p.add_argument("--plot")
+    p.set_defaults(func=cmd_prune_sweep)
+
+    p = sub.add_parser("distill", help="recover a pruned variant by distillation from the unpruned model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--imgsz", type=int, help="training image size (default: the model's)")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--time-budget", type=float, help="seconds; stops with a checkpoint, a re-run resumes")
+    p.add_argument("--checkpoint", help="resumable run state (default out/distill/<model>-<variant>-last.pt)")
+    p.add_argument("--weights-dir", help="where variants live (default: the packaged weights)")
+    p.set_defaults(func=cmd_distill)
+
     p = sub.add_parser("train", help="train the YOLOv8-class model on the digits data (resumes a checkpoint)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=16)

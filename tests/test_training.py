@@ -63,7 +63,7 @@ def test_checkpoint_loader_names_each_failure(tmp_path):
     from pipeline.models import DIGITS_ARCH, load_checkpoint
 
     net = YOLOv8(**DIGITS_ARCH)
-    with pytest.raises(CheckpointError, match="no trained checkpoint at .*missing.pt"):
+    with pytest.raises(CheckpointError, match="no checkpoint at .*missing.pt; train one"):
         load_checkpoint(net, tmp_path / "missing.pt", "train one")
     (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="corrupt checkpoint .*corrupt.pt"):

@@ -26,6 +26,7 @@ class ModelSpec:
     decoder: dict  # {"kind": "anchors", "anchors": [[[w, h], ...] per level]} or {"kind": "dfl", "reg_max": 16}
     preprocess: dict = field(default_factory=dict)
     weights: str = ""
+    variant: str = "fp32"  # "fp32" (the model as built), or a compressed variant's name (a weights file)
 
     def example_input(self, batch=1):
         return torch.rand(batch, 3, self.input_size, self.input_size, generator=torch.Generator().manual_seed(0))
@@ -70,17 +71,22 @@ DIGITS_ARCH = {"num_classes": 10, "width": 0.25, "depth": 0.33}
 DIGITS_INPUT_SIZE = 256
 
 
-def load_checkpoint(module: torch.nn.Module, path: Path, train_hint: str) -> dict:
-    """Load a trained state dict into ``module``; every way it can fail names the file."""
+def read_checkpoint(path: Path, missing_hint: str) -> dict:
+    """A checkpoint file's contents (``{"model": state dict, ...}``); every failure names the file."""
     if not path.exists():
-        raise CheckpointError(f"no trained checkpoint at {path}; {train_hint}")
+        raise CheckpointError(f"no checkpoint at {path}; {missing_hint}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"corrupt checkpoint {path}: {type(e).__name__}: {str(e)[:200]}") from None
-    weights = state.get("model") if isinstance(state, dict) else None
-    if not isinstance(weights, dict):
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise CheckpointError(f"{path} holds no 'model' state dict")
+    return state
+
+
+def load_weights(module: torch.nn.Module, state: dict, path: Path) -> None:
+    """Load ``state["model"]`` into ``module`` (as fp32), refusing one made for another architecture."""
+    weights = state["model"]
     expected = module.state_dict()
     wrong = [k for k, v in weights.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
     missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
@@ -88,10 +94,60 @@ def load_checkpoint(module: torch.nn.Module, path: Path, train_hint: str) -> dic
         detail = "; ".join(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
                            for label, keys in (("shape differs", wrong), ("missing", missing),
                                                ("unexpected", unexpected)) if keys)
-        raise CheckpointError(f"{path} is for another architecture than {type(module).__name__}"
-                              f"({DIGITS_ARCH}): {detail}")
+        raise CheckpointError(f"{path} is for another architecture than this {type(module).__name__}: {detail}")
     module.load_state_dict({k: v.float() for k, v in weights.items()})
+
+
+def load_checkpoint(module: torch.nn.Module, path: Path, train_hint: str) -> dict:
+    """Load a trained state dict into ``module``; every way it can fail names the file."""
+    state = read_checkpoint(path, train_hint)
+    load_weights(module, state, path)
     return state
+
+
+def variant_path(model: str, variant: str, weights_dir=None) -> Path:
+    return Path(weights_dir or WEIGHTS_DIR) / f"{model}-{variant}.pt"
+
+
+def apply_variant(spec: ModelSpec, variant: str, weights_dir=None) -> ModelSpec:
+    """``spec`` turned into its compressed ``variant``: the pruned architecture rebuilt from the
+    variant's weights file (channel counts come from the weights) and those weights loaded."""
+    from ..compress.prune import resize_to_state
+
+    path = variant_path(spec.name, variant, weights_dir)
+    state = read_checkpoint(path, f"{spec.name} has no variant {variant!r}; make it with "
+                                  f"`slimdet prune --model {spec.name} --variant {variant}`")
+    if state.get("base") != spec.name:
+        raise CheckpointError(f"{path} is a variant of {state.get('base')!r}, not of {spec.name!r}")
+    load_weights(resize_to_state(spec.module, state["model"]), state, path)
+    spec.module.eval()
+    spec.variant = variant
+    spec.weights = f"{spec.weights}; {variant}: {describe_variant(state)} ({path.name})"
+    return spec
+
+
+def save_variant(module: torch.nn.Module, model: str, variant: str, info: dict, weights_dir=None) -> Path:
+    """Write a variant's weights (fp16, loaded back as fp32) with how it was made, atomically."""
+    import io
+
+    from ..fsutil import atomic_write_bytes
+
+    if variant == "fp32" or not variant.replace("-", "").replace("_", "").isalnum():
+        raise InputError(f"variant name must be letters, digits, - or _ and not 'fp32', got {variant!r}")
+    buffer = io.BytesIO()
+    # fp16 halves the bytes; a tensor fp16 cannot hold (|x| >= 65504) stays fp32.
+    torch.save({"model": {k: v.half() if v.is_floating_point() and v.abs().max() < 6e4 else v
+                          for k, v in module.state_dict().items()},
+                "base": model, "variant": variant, **info}, buffer)
+    return atomic_write_bytes(variant_path(model, variant, weights_dir), buffer.getvalue())
+
+
+def describe_variant(state: dict) -> str:
+    pruning, recovery = state.get("pruning") or {}, state.get("recovery")
+    text = (f"channels pruned {pruning.get('ratio')} ({pruning.get('importance')}, widths multiple of "
+            f"{pruning.get('round_to')}), {pruning.get('macs_kept', 0):.0%} of the MACs kept")
+    return text + (f", recovered by {recovery['method']} ({recovery['steps']} steps)" if recovery
+                   else ", not fine-tuned since pruning")
 
 
 def _yolov8_digits(input_size, checkpoint=None):
@@ -113,11 +169,12 @@ MODELS = {
 }
 
 
-def load_model(name: str, input_size: int | None = None) -> ModelSpec:
+def load_model(name: str, input_size: int | None = None, variant: str = "fp32", weights_dir=None) -> ModelSpec:
+    """Stage 1's artifact: the named model (at ``input_size``), as built or as a compressed variant."""
     if name not in MODELS:
         raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     if input_size is not None:
         _check_size(name, input_size)
     spec = MODELS[name](input_size)
     _check_size(name, spec.input_size)
-    return spec
+    return spec if variant == "fp32" else apply_variant(spec, variant, weights_dir)

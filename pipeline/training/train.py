@@ -85,10 +85,28 @@ def save_checkpoint(path: Path, model, optimizer, step: int, config: TrainConfig
                             "step": step, "config": vars(config), **(extra or {})})
 
 
-def train(model, checkpoint: Path, config: TrainConfig, stream=sys.stderr) -> dict:
-    """Train ``model`` (a YOLOv8) in place; resumes from ``checkpoint`` when it holds a run."""
-    torch.manual_seed(config.seed)
+def detection_objective(model):
+    """The supervised loss on a digits batch: ``(images, boxes, labels, mask) -> (total, parts)``."""
     loss_fn = DetectionLoss(model.num_classes, model.reg_max, model.STRIDES)
+
+    def objective(batch):
+        images, boxes, labels, mask = batch
+        total, (l_box, l_cls, l_dfl) = loss_fn(model(images), boxes, labels, mask)
+        return total, {"box": l_box, "cls": l_cls, "dfl": l_dfl}
+
+    return objective
+
+
+def train(model, checkpoint: Path, config: TrainConfig, stream=sys.stderr, objective=None, batches=None,
+          tag: str = "train") -> dict:
+    """Train ``model`` in place; resumes from ``checkpoint`` when it holds a run.
+
+    ``objective(batch) -> (total loss, {part: loss})`` and ``batches(step) -> batch`` (a tuple
+    whose first item is the images) default to the supervised digits loss and data; distillation
+    passes its own."""
+    torch.manual_seed(config.seed)
+    objective = objective or detection_objective(model)
+    batches = batches or (lambda step: training_batch(step, config))
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -101,36 +119,37 @@ def train(model, checkpoint: Path, config: TrainConfig, stream=sys.stderr) -> di
         if state.get("optimizer"):
             optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
-        print(f"[train] resuming {checkpoint} at step {step}/{config.steps}", file=stream, flush=True)
+        print(f"[{tag}] resuming {checkpoint} at step {step}/{config.steps}", file=stream, flush=True)
     model.train()
     start, seen, last = time.monotonic(), 0, {}
     deadline = start + config.time_budget if config.time_budget else None
     while step < config.steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
-        images, boxes, labels, mask = training_batch(step, config)
-        total, (l_box, l_cls, l_dfl) = loss_fn(model(images), boxes, labels, mask)
+        batch = batches(step)
+        total, parts = objective(batch)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
-        step, seen = step + 1, seen + len(images)
-        last = {"loss": total.item(), "box": l_box.item(), "cls": l_cls.item(), "dfl": l_dfl.item()}
+        step, seen = step + 1, seen + len(batch[0])
+        last = {"loss": total.item(), **{k: v.item() for k, v in parts.items()}}
         if step % 20 == 0 or step == config.steps:
             elapsed = time.monotonic() - start
             eta = elapsed / seen * (config.steps - step) * config.batch
-            print(f"[train] step {step}/{config.steps}  loss {last['loss']:.3f} (box {last['box']:.3f} "
-                  f"cls {last['cls']:.3f} dfl {last['dfl']:.3f})  lr {optimizer.param_groups[0]['lr']:.2e}  "
-                  f"{seen / elapsed:.1f} img/s  ETA {eta / 60:.1f} min", file=stream, flush=True)
+            detail = " ".join(f"{k} {v:.3f}" for k, v in last.items() if k != "loss")
+            print(f"[{tag}] step {step}/{config.steps}  loss {last['loss']:.3f} ({detail})  "
+                  f"lr {optimizer.param_groups[0]['lr']:.2e}  {seen / elapsed:.1f} img/s  ETA {eta / 60:.1f} min",
+                  file=stream, flush=True)
         if step == config.steps:
-            print(f"[train] re-estimating BatchNorm statistics on {config.bn_batches} batches", file=stream,
+            print(f"[{tag}] re-estimating BatchNorm statistics on {config.bn_batches} batches", file=stream,
                   flush=True)
-            recalibrate_batchnorm(model, (training_batch(step + k, config)[0] for k in range(config.bn_batches)))
+            recalibrate_batchnorm(model, (batches(step + k)[0] for k in range(config.bn_batches)))
         if step % config.checkpoint_every == 0 or step == config.steps:
             save_checkpoint(checkpoint, model, optimizer, step, config)
         if deadline and time.monotonic() > deadline:
             save_checkpoint(checkpoint, model, optimizer, step, config)
-            print(f"[train] time budget reached at step {step}; checkpoint saved", file=stream, flush=True)
+            print(f"[{tag}] time budget reached at step {step}; checkpoint saved", file=stream, flush=True)
             break
     model.eval()
     return {"steps": step, "seconds": round(time.monotonic() - start, 1), **last}

@@ -106,7 +106,7 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
 
     from .progress import TuningProgress
 
-    spec = load_model(model, input_size)
+    spec = load_model(model, input_size, variant)
     preset = targets.resolve_preset(target)
     tjson = targets.target_json(preset)
     tvm_target = tvm.target.Target(tjson)

@@ -1,0 +1,1 @@
+"""Stage 2, compression: structured pruning, recovery by distillation."""
