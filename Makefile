@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MODEL ?= yolov3-tiny
 TARGET ?= x86
 
-.PHONY: setup fetch arm-tools demo test test-fast bench compile export tune bench-check clean
+.PHONY: setup fetch arm-tools demo test test-fast bench compile export tune bench-check prune distill clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,15 @@ RPC_KEY ?=
 tune: fetch
 	$(SLIMDET) tune --model $(MODEL) --target $(TARGET) $(if $(TRIALS),--trials $(TRIALS)) $(if $(IMGSZ),--imgsz $(IMGSZ)) \
 		$(if $(RPC_TRACKER),--rpc-tracker $(RPC_TRACKER) --rpc-key $(RPC_KEY))
+
+# Compression: MACS is the fraction of MACs to keep; VARIANT names the result (default pruned<N>).
+MACS ?= 0.5
+VARIANT ?=
+STEPS ?= 1000
+prune: fetch
+	$(SLIMDET) prune --model $(MODEL) --macs-kept $(MACS) $(if $(VARIANT),--variant $(VARIANT))
+distill: fetch
+	$(SLIMDET) distill --model $(MODEL) --variant $(VARIANT) --steps $(STEPS)
 
 # The deployable library for TARGET (cross-linked for ARM boards): out/<model>-<target>/
 export: fetch

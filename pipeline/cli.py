@@ -16,6 +16,10 @@ def _ints(text):
     return tuple(int(v) for v in text.split(",") if v)
 
 
+def _floats(text):
+    return tuple(float(v) for v in text.split(",") if v)
+
+
 def cmd_fetch(args):
     from . import assets
 
@@ -188,15 +192,18 @@ def cmd_eval(args):
 
     engines = tuple(args.engines.split(","))
     if args.model in LABELLED_TEST_SETS:
-        report = labelled_report(args.model, args.target, engines, args.images, args.imgsz)
-        print(f"mAP of {report['model']} @ {report['input_size']} on {report['images']} images of the "
-              f"{report['data']}:")
+        report = labelled_report(args.model, args.target, engines, args.images, args.imgsz, variant=args.variant)
+        print(f"mAP of {report['model']} ({args.variant}) @ {report['input_size']} on {report['images']} images "
+              f"of the {report['data']}:")
         scores = report["map"]
     else:
-        report = fidelity_report(args.model, args.target, tuple(e for e in engines if e != "pytorch-eager"),
-                                 args.imgsz)
-        print(f"fidelity mAP of {report['model']} @ {report['input_size']} against {report['reference']} "
-              f"on {report['images']} real photos and crops (its detections at conf >= 0.25 as ground truth):")
+        # fp32 eager PyTorch is the reference; it is scored only when it runs another variant.
+        scored = tuple(e for e in engines if e != "pytorch-eager" or args.variant != "fp32")
+        report = fidelity_report(args.model, args.target, scored, args.imgsz, variant=args.variant,
+                                 photos=args.photos)
+        print(f"fidelity mAP of {report['model']} ({args.variant}) @ {report['input_size']} against "
+              f"{report['reference']} on {report['images']} real photos ({args.photos}) and crops "
+              f"(its detections at conf >= 0.25 as ground truth):")
         scores = report["fidelity"]
     for engine, r in scores.items():
         print(f"  {engine:<14} mAP@0.5 {r['map50']:.4f}   mAP@0.5:0.95 {r['map']:.4f}")
@@ -232,7 +239,8 @@ def cmd_prune_sweep(args):
     from .models import load_model
 
     spec = load_model(args.model, args.imgsz)
-    rows = sweep.sweep(spec, args.ratios, _ints(args.round_to), args.importance, args.threads, args.reps)
+    rows = sweep.sweep(spec, args.ratios, _ints(args.round_to), args.importance, args.threads, args.reps,
+                       unstructured=_floats(args.unstructured))
     print(sweep.table(rows))
     if args.json:
         atomic_write_json(Path(args.json), sweep.as_json(spec, rows, args.importance, args.threads))
@@ -373,6 +381,9 @@ def build_parser():
     p.add_argument("--imgsz", type=int)
     p.add_argument("--engines", default="pytorch-eager,tvm,onnxruntime", help="comma list of engines to score")
     p.add_argument("--images", type=int, default=500, help="test images (labelled data only)")
+    p.add_argument("--variant", default="fp32", help="fp32, or a compressed variant made by `slimdet prune`")
+    p.add_argument("--photos", default="all", choices=("all", "darknet", "skimage"),
+                   help="photo set for fidelity (darknet: held out from distillation)")
     p.add_argument("--json")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("prune", help="structured channel pruning (dependency graph) into a named variant")
@@ -389,8 +400,9 @@ def build_parser():
 
     p = sub.add_parser("prune-sweep", help="params, MACs and measured latency over pruning ratios")
     p.add_argument("--model", required=True)
-    p.add_argument("--ratios", type=lambda t: tuple(float(v) for v in t.split(",")), default=(0.1, 0.2, 0.3, 0.4, 0.5))
+    p.add_argument("--ratios", type=_floats, default=(0.1, 0.2, 0.3, 0.4, 0.5))
     p.add_argument("--round-to", default="16,1", help="widths rounding to compare (1 = none)")
+    p.add_argument("--unstructured", default="0.5", help="fractions of conv weights to zero, for comparison")
     p.add_argument("--importance", choices=("l2", "bn"), default="l2")
     p.add_argument("--imgsz", type=int)
     p.add_argument("--threads", type=int, default=2)

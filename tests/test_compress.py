@@ -7,7 +7,7 @@ import torch
 
 from pipeline import assets
 from pipeline.compress.distill import anchor_head_loss, distillation_objective, dfl_head_loss, photo_batches
-from pipeline.compress.prune import output_convs, prune, ratio_for_macs
+from pipeline.compress.prune import output_convs, prune, prune_unstructured, ratio_for_macs
 from pipeline.errors import CheckpointError, InputError
 from pipeline.models import load_model, save_variant
 from pipeline.models.yolov8 import YOLOv8
@@ -42,6 +42,16 @@ def test_pruning_removes_channels_in_multiples_of_round_to_and_keeps_the_head_co
     with torch.no_grad():
         assert [o.shape for o in model(x)] == shapes
     assert report.macs < 0.75 * report.base_macs and report.params < report.base_params
+
+
+def test_unstructured_pruning_zeroes_weights_but_changes_no_shape_and_no_mac():
+    model, x = small_yolov8(), torch.rand(1, 3, 64, 64)
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    before = prune(copy.deepcopy(model), x, 0.0).macs
+    sparsity = prune_unstructured(model, x, 0.5)
+    assert 0.45 < sparsity <= 0.5  # the spared output convs hold a few percent of the weights
+    assert {k: v.shape for k, v in model.state_dict().items()} == shapes
+    assert prune(model, x, 0.0).macs == before
 
 
 def test_ratio_for_macs_picks_the_rounding_step_closest_to_the_goal():
@@ -106,3 +116,20 @@ def test_photo_batches_are_seeded_crops_of_the_photos():
     (a,), (b,), (c,) = batches(5), batches(5), batches(6)
     assert a.shape == (3, 3, 64, 64) and 0.0 <= float(a.min()) and float(a.max()) <= 1.0
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_sweep_times_every_copy_and_compares_it_with_the_unpruned_model(tmp_path):
+    from pipeline.compress import sweep
+    from pipeline.models import ModelSpec
+
+    spec = ModelSpec(name="small", module=small_yolov8(), classes=[str(d) for d in range(10)], input_size=64,
+                     decoder={"kind": "dfl", "reg_max": 16})
+    rows = sweep.sweep(spec, ratios=(0.4,), round_tos=(16, 1), reps=2, unstructured=(0.5,))
+    keys = {(r.kind, r.ratio, r.round_to, r.engine) for r in rows}
+    assert keys == {(kind, ratio, round_to, engine) for engine in ("pytorch-eager", "onnxruntime")
+                    for kind, ratio, round_to in (("structured", 0.0, 1), ("structured", 0.4, 16),
+                                                  ("structured", 0.4, 1), ("unstructured", 0.5, 1))}
+    assert all(r.speedup_vs_unpruned == 1.0 for r in rows if r.ratio == 0.0)
+    assert all(r.macs_kept < 1.0 for r in rows if r.kind == "structured" and r.ratio)
+    assert all(r.macs_kept == 1.0 for r in rows if r.kind == "unstructured")
+    assert sweep.plot(rows, tmp_path / "sweep.png", "small").stat().st_size > 10_000

@@ -142,3 +142,21 @@ def resize_to_state(module: nn.Module, state: dict) -> nn.Module:
             layer.register_buffer("running_mean", torch.zeros(n))
             layer.register_buffer("running_var", torch.ones(n))
     return module
+
+
+def prune_unstructured(module: nn.Module, example: torch.Tensor, amount: float) -> float:
+    """Zero the ``amount`` smallest-magnitude conv weights across the network (global L1,
+    ``torch.nn.utils.prune``), output convs spared; returns the sparsity of the conv weights.
+    Shapes do not change, so dense kernels (TVM's, oneDNN's, MLAS's) run exactly as many MACs:
+    this is reported as sparsity, never as a speed-up."""
+    from torch.nn.utils import prune as torch_prune
+
+    if not 0.0 <= amount < 1.0:
+        raise InputError(f"unstructured amount must be in [0, 1), got {amount}")
+    keep = set(output_convs(module, example))
+    targets = [(m, "weight") for m in module.modules() if isinstance(m, nn.Conv2d) and m not in keep]
+    torch_prune.global_unstructured(targets, pruning_method=torch_prune.L1Unstructured, amount=amount)
+    for m, name in targets:
+        torch_prune.remove(m, name)
+    weights = [m.weight for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return float(sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights))

@@ -11,6 +11,7 @@ import sys
 
 from PIL import Image
 
+from ..errors import InputError
 from ..runtime.predictor import Detector
 from .coco import coco_map, reference_ground_truth, to_coco_results
 
@@ -48,17 +49,28 @@ def fidelity_map(reference: Detector, variant: Detector, images: list, progress:
     return coco_map(gt, detect_all(variant, images, progress))
 
 
-def real_photo_set(crops_per_photo: int = 2, seed: int = 0) -> list:
+def photo_paths(photos: str = "all") -> list:
+    """``all`` the real photos, or one bundle: ``darknet`` (held out from distillation) or ``skimage``."""
+    from .. import assets
+
+    bundles = {"darknet": assets.DARKNET_PHOTOS, "skimage": assets.SKIMAGE_PHOTOS}
+    if photos == "all":
+        return sorted(assets.all_photos())
+    if photos not in bundles:
+        raise InputError(f"unknown photo set {photos!r}; known: all, {', '.join(bundles)}")
+    return sorted(bundles[photos].paths().values())
+
+
+def real_photo_set(crops_per_photo: int = 2, seed: int = 0, photos: str = "all") -> list:
     """The real photos, each whole and as ``crops_per_photo`` seeded crops (half to full side):
     more object scales and positions than 18 photos alone give."""
     import numpy as np
 
-    from .. import assets
     from ..runtime.preprocess import load_image
 
     rng = np.random.default_rng(seed)
     images = []
-    for path in sorted(assets.all_photos()):
+    for path in photo_paths(photos):
         image = load_image(path)
         images.append(image)
         w, h = image.size
@@ -70,24 +82,27 @@ def real_photo_set(crops_per_photo: int = 2, seed: int = 0) -> list:
 
 
 def fidelity_report(model: str, target: str = "x86", engines=("tvm", "onnxruntime"), input_size=None,
-                    workdir=None) -> dict:
-    """Fidelity mAP of each engine against fp32 eager PyTorch on the real photos."""
+                    workdir=None, variant: str = "fp32", photos: str = "all") -> dict:
+    """Fidelity mAP of each engine running ``variant`` against fp32 eager PyTorch running the
+    model as built, on the real photos."""
     import tempfile
     from pathlib import Path
 
     from ..bench.harness import make_engines
     from ..models import load_model
 
-    spec = load_model(model, input_size)
+    base, spec = load_model(model, input_size), load_model(model, input_size, variant)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="slimdet-eval-"))
-    built, unavailable, _ = make_engines(spec, workdir, 1, target, ("pytorch-eager", *engines))
+    built, unavailable, _ = make_engines(spec, workdir / variant, 1, target, engines)
+    fp32, _, _ = make_engines(base, workdir / "fp32", 1, target, ("pytorch-eager",))
     if unavailable:
         raise RuntimeError(f"engines unavailable: {unavailable}")
-    images = real_photo_set()
-    reference = detector_for(spec, built["pytorch-eager"])
+    images = real_photo_set(photos=photos)
+    reference = detector_for(base, fp32["pytorch-eager"])
     scores = {name: fidelity_map(reference, detector_for(spec, built[name]), images, progress=name)
               for name in engines}
-    return {"model": spec.name, "input_size": spec.input_size, "images": len(images), "reference": "pytorch-eager fp32",
+    return {"model": spec.name, "variant": variant, "weights": spec.weights, "input_size": spec.input_size,
+            "photos": photos, "images": len(images), "reference": "pytorch-eager fp32 (unpruned)",
             "fidelity": scores}
 
 
@@ -96,7 +111,7 @@ LABELLED_TEST_SETS = {"yolov8-digits": "digits"}
 
 
 def labelled_report(model: str, target: str = "x86", engines=("pytorch-eager", "tvm", "onnxruntime"),
-                    test_images: int = 500, input_size=None, workdir=None) -> dict:
+                    test_images: int = 500, input_size=None, workdir=None, variant: str = "fp32") -> dict:
     """True mAP of each engine on the digits test split, through the same pre/post-processing."""
     import tempfile
     from pathlib import Path
@@ -105,7 +120,7 @@ def labelled_report(model: str, target: str = "x86", engines=("pytorch-eager", "
     from ..data import digits
     from ..models import load_model
 
-    spec = load_model(model, input_size)
+    spec = load_model(model, input_size, variant)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="slimdet-eval-"))
     built, unavailable, _ = make_engines(spec, workdir, 1, target, engines)
     if unavailable:
@@ -113,5 +128,5 @@ def labelled_report(model: str, target: str = "x86", engines=("pytorch-eager", "
     samples = [digits.make_sample("test", i, spec.input_size) for i in range(test_images)]
     gt = digits.coco_ground_truth(samples, spec.input_size)
     scores = {name: labelled_map(detector_for(spec, built[name]), samples, gt, progress=name) for name in engines}
-    return {"model": spec.name, "input_size": spec.input_size, "images": len(samples),
-            "data": "digits test split (seed 0)", "map": scores}
+    return {"model": spec.name, "variant": variant, "weights": spec.weights, "input_size": spec.input_size,
+            "images": len(samples), "data": "digits test split (seed 0)", "map": scores}
