@@ -226,7 +226,7 @@ def cmd_prune(args):
     variant = args.variant or f"pruned{round(100 * (1 - report.macs_kept))}"
     path = save_variant(spec.module, spec.name, variant, {"pruning": report.as_dict(), "recovery": None},
                         args.weights_dir)
-    print(f"{spec.name} channel ratio {ratio} ({args.importance}, widths multiple of {args.round_to}): "
+    print(f"{spec.name} channel ratio {ratio:.3g} ({args.importance}, widths multiple of {args.round_to}): "
           f"params {report.base_params / 1e6:.2f} M -> {report.params / 1e6:.2f} M, "
           f"MACs {report.base_macs / 1e9:.3f} G -> {report.macs / 1e9:.3f} G ({report.macs_kept:.1%} kept)")
     print(f"saved variant {variant!r} to {path}; recover accuracy with "
@@ -248,6 +248,21 @@ def cmd_prune_sweep(args):
         sweep.plot(rows, Path(args.plot), f"{spec.name} @ {spec.input_size}: pruning, measured ({args.threads} threads)")
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def image_files(directory) -> list:
+    from .errors import InputError
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"--images: {directory} is not a directory")
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"--images: no {'/'.join(IMAGE_SUFFIXES)} files in {directory}")
+    return files
+
+
 def cmd_distill(args):
     from . import assets
     from .compress.distill import distill
@@ -258,19 +273,37 @@ def cmd_distill(args):
     teacher = load_model(args.model)
     config = TrainConfig(steps=args.steps, batch=args.batch, input_size=args.imgsz or student.input_size, lr=args.lr,
                          warmup_steps=min(50, args.steps // 10), seed=args.seed, time_budget=args.time_budget)
-    # Photos for models with no labelled data: the scikit-image ones; the darknet ones stay held
-    # out for fidelity (`slimdet eval --photos darknet`).
+    # Photos for models with no labelled data: yours (--images), else the scikit-image ones; the
+    # darknet ones stay held out for fidelity (`slimdet eval --photos darknet`).
+    photos = image_files(args.images) if args.images else list(assets.SKIMAGE_PHOTOS.paths().values())
     checkpoint = Path(args.checkpoint or f"out/distill/{args.model}-{args.variant}-last.pt")
-    result = distill(student, teacher, checkpoint, config, photos=assets.SKIMAGE_PHOTOS.paths().values())
+    result = distill(student, teacher, checkpoint, config, photos=photos)
     print(f"distilled {result['steps']} steps in {result['seconds']} s; last loss {result.get('loss', float('nan')):.4f}")
     if result["steps"] >= config.steps:
         info = read_checkpoint(variant_path(args.model, args.variant, args.weights_dir), "")
         recovery = {"method": "distillation from the unpruned model", "steps": result["steps"],
                     "config": vars(config), "data": "digits train split + labels" if args.model == "yolov8-digits"
+                    else f"{len(photos)} unlabelled photos from {args.images}" if args.images
                     else "unlabelled scikit-image photos (darknet photos held out)"}
         path = save_variant(student.module, args.model, args.variant, {"pruning": info.get("pruning"),
                                                                       "recovery": recovery}, args.weights_dir)
         print(f"saved the recovered variant {args.variant!r} to {path}")
+
+
+def cmd_report(args):
+    from .bench import variants
+    from .fsutil import atomic_write_bytes, atomic_write_json
+
+    report = variants.variant_report(args.model, tuple(args.variants.split(",")), args.target, args.threads,
+                                     args.reps, args.images)
+    table = variants.markdown(report)
+    print(table)
+    if args.json:
+        atomic_write_json(Path(args.json), report)
+    if args.md:
+        atomic_write_bytes(Path(args.md), (table + "\n").encode())
+    if args.plot:
+        variants.plot(report, Path(args.plot))
 
 
 def cmd_train(args):
@@ -420,9 +453,23 @@ def build_parser():
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-budget", type=float, help="seconds; stops with a checkpoint, a re-run resumes")
+    p.add_argument("--images", help="a directory of unlabelled photos from your domain (default: the "
+                   "scikit-image photos); more and closer-to-deployment images recover more")
     p.add_argument("--checkpoint", help="resumable run state (default out/distill/<model>-<variant>-last.pt)")
     p.add_argument("--weights-dir", help="where variants live (default: the packaged weights)")
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("report", help="size, accuracy and speed of a model's variants vs the fp32 peers, one run")
+    p.add_argument("--model", required=True)
+    p.add_argument("--variants", default="fp32", help="comma list, e.g. fp32,pruned52")
+    p.add_argument("--target", default="x86")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reps", type=int, default=9)
+    p.add_argument("--images", type=int, default=200, help="digits test images for true mAP")
+    p.add_argument("--json")
+    p.add_argument("--md")
+    p.add_argument("--plot")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train", help="train the YOLOv8-class model on the digits data (resumes a checkpoint)")
     p.add_argument("--steps", type=int, default=3000)

@@ -77,3 +77,20 @@ def test_the_committed_digits_model_detects_held_out_digits_the_same_in_pytorch_
     torch_map, ort_map = report["map"]["pytorch-eager"], report["map"]["onnxruntime"]
     assert torch_map["map50"] >= 0.75
     assert abs(torch_map["map50"] - ort_map["map50"]) <= 0.005 and abs(torch_map["map"] - ort_map["map"]) <= 0.005
+
+
+GATE_PRUNED_MAP50_KEPT = 0.95  # 500 test images: 0.906 of 0.926 (97.8%); 100 images are noisier
+
+
+def test_the_committed_pruned_digits_variant_keeps_its_accuracy_with_half_the_macs(tmp_path):
+    # Gate on the committed pruned + distilled variant, against the fp32 model on the same images.
+    from pipeline.compress.prune import count
+    from pipeline.eval.evaluate import labelled_report
+    from pipeline.models import load_model
+
+    fp32, pruned = load_model("yolov8-digits"), load_model("yolov8-digits", variant="pruned46")
+    assert count(pruned.module, pruned.example_input())[0] <= 0.55 * count(fp32.module, fp32.example_input())[0]
+    scores = {variant: labelled_report("yolov8-digits", engines=("pytorch-eager",), test_images=100,
+                                       workdir=tmp_path / variant, variant=variant)["map"]["pytorch-eager"]
+              for variant in ("fp32", "pruned46")}
+    assert scores["pruned46"]["map50"] >= GATE_PRUNED_MAP50_KEPT * scores["fp32"]["map50"]

@@ -144,7 +144,7 @@ def save_variant(module: torch.nn.Module, model: str, variant: str, info: dict, 
 
 def describe_variant(state: dict) -> str:
     pruning, recovery = state.get("pruning") or {}, state.get("recovery")
-    text = (f"channels pruned {pruning.get('ratio')} ({pruning.get('importance')}, widths multiple of "
+    text = (f"channels pruned {pruning.get('ratio', 0):.3g} ({pruning.get('importance')}, widths multiple of "
             f"{pruning.get('round_to')}), {pruning.get('macs_kept', 0):.0%} of the MACs kept")
     return text + (f", recovered by {recovery['method']} ({recovery['steps']} steps)" if recovery
                    else ", not fine-tuned since pruning")

@@ -1,0 +1,18 @@
+"""slimdet report: a model's variants compiled, timed against the fp32 peers and scored, in one run."""
+
+from pipeline.bench import variants
+
+
+def test_report_compares_each_variant_library_with_the_unpruned_fp32_peers(tmp_path):
+    report = variants.variant_report("yolov8-digits", ("fp32", "pruned46"), reps=1, test_images=4,
+                                     peers=("pytorch-eager", "onnxruntime"), workdir=tmp_path)
+    fp32, pruned = report["rows"]
+    assert (fp32["variant"], pruned["variant"]) == ("fp32", "pruned46")
+    assert pruned["gmacs"] < 0.6 * fp32["gmacs"] and pruned["params_m"] < fp32["params_m"]
+    assert pruned["library_mb"] < fp32["library_mb"]
+    for row in report["rows"]:
+        assert set(row["speedup_vs"]) == {"pytorch-eager fp32", "onnxruntime fp32"}
+        assert row["accuracy"]["kind"].startswith("true mAP") and 0.0 <= row["accuracy"]["map50"] <= 1.0
+    table = variants.markdown(report)
+    assert "| pruned46 |" in table and "vs onnxruntime fp32" in table
+    assert variants.plot(report, tmp_path / "variants.png").stat().st_size > 10_000
