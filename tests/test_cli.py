@@ -18,3 +18,16 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("slimdet: error: ") for line in err)
     assert "unknown model 'nope'" in err[0] and "unknown target 'sparc'" in err[1] and "not found" in err[2]
+
+
+def test_prune_writes_a_named_variant_and_bad_compression_input_exits_2(tmp_path, capsys):
+    assert main(["prune", "--model", "yolov8-digits", "--ratio", "0.3", "--weights-dir", str(tmp_path),
+                 "--variant", "p30"]) == 0
+    assert "MACs" in capsys.readouterr().out and (tmp_path / "yolov8-digits-p30.pt").exists()
+    assert main(["compile", "--model", "yolov8-digits", "--variant", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert main(["prune", "--model", "yolov8-digits", "--ratio", "1.5", "--weights-dir", str(tmp_path)]) == 2
+    assert main(["distill", "--model", "yolov8-digits", "--variant", "p30", "--weights-dir", str(tmp_path),
+                 "--images", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("slimdet: error: ") for line in err)
+    assert "no variant 'nope'" in err[0] and "pruning ratio" in err[1] and "not a directory" in err[2]
