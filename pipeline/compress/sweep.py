@@ -126,9 +126,8 @@ def plot(rows, path: Path, title: str) -> Path:
                     linestyle="-" if round_to > 1 else "--")
         for r in rows:
             if r.kind == "unstructured" and r.engine == engine:
-                ax.scatter([1.0], [r.speedup_vs_unpruned], marker="x", color="black", zorder=3)
-                ax.annotate(f"{r.ratio:.0%} of weights zeroed\n({engine})", (1.0, r.speedup_vs_unpruned),
-                            fontsize=7, xytext=(6, -4), textcoords="offset points")
+                ax.scatter([1.0], [r.speedup_vs_unpruned], marker="x", s=50, zorder=3,
+                           label=f"{engine}: {r.ratio:.0%} of weights zeroed (unstructured)")
     ax.plot([0.3, 1.0], [1 / 0.3, 1.0], color="grey", linewidth=0.8, label="speed-up = 1 / MACs kept")
     ax.invert_xaxis()
     ax.set_xlabel("fraction of MACs kept")
