@@ -277,14 +277,13 @@ def cmd_distill(args):
     # darknet ones stay held out for fidelity (`slimdet eval --photos darknet`).
     photos = image_files(args.images) if args.images else list(assets.SKIMAGE_PHOTOS.paths().values())
     checkpoint = Path(args.checkpoint or f"out/distill/{args.model}-{args.variant}-last.pt")
-    result = distill(student, teacher, checkpoint, config, photos=photos)
+    result = distill(student, teacher, checkpoint, config, photos=photos,
+                     photos_label=args.images or "scikit-image; the darknet photos held out")
     print(f"distilled {result['steps']} steps in {result['seconds']} s; last loss {result.get('loss', float('nan')):.4f}")
     if result["steps"] >= config.steps:
         info = read_checkpoint(variant_path(args.model, args.variant, args.weights_dir), "")
         recovery = {"method": "distillation from the unpruned model", "steps": result["steps"],
-                    "config": vars(config), "data": "digits train split + labels" if args.model == "yolov8-digits"
-                    else f"{len(photos)} unlabelled photos from {args.images}" if args.images
-                    else "unlabelled scikit-image photos (darknet photos held out)"}
+                    "config": vars(config), "data": result["data"]}
         path = save_variant(student.module, args.model, args.variant, {"pruning": info.get("pruning"),
                                                                       "recovery": recovery}, args.weights_dir)
         print(f"saved the recovered variant {args.variant!r} to {path}")

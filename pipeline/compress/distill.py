@@ -120,23 +120,27 @@ def photo_batches(paths, size: int, batch: int, seed: int = 0):
 
 
 # Where each model's distillation images come from: labelled digits (KD + labels) or photos (KD alone).
-def _digits_data(student, teacher, spec, config, photos):
+def _digits_data(student, teacher, spec, config, photos, photos_label):
     return (distillation_objective(student, teacher, spec.decoder, detection_objective(student)),
-            lambda step: training_batch(step, config))
+            lambda step: training_batch(step, config), "digits train split + labels")
 
 
-def _photo_data(student, teacher, spec, config, photos):
+def _photo_data(student, teacher, spec, config, photos, photos_label):
     return (distillation_objective(student, teacher, spec.decoder),
-            photo_batches(photos, config.input_size, config.batch, config.seed))
+            photo_batches(photos, config.input_size, config.batch, config.seed),
+            f"{len(photos)} unlabelled photos ({photos_label})")
 
 
 DATA = {"yolov8-digits": _digits_data}
 
 
 def distill(student_spec, teacher_spec, checkpoint: Path, config: TrainConfig, photos=(),
-            stream=sys.stderr) -> dict:
-    """Fine-tune ``student_spec.module`` in place against ``teacher_spec.module``."""
+            photos_label: str = "", stream=sys.stderr) -> dict:
+    """Fine-tune ``student_spec.module`` in place against ``teacher_spec.module``; the result
+    says what data it learnt from."""
     data = DATA.get(student_spec.name, _photo_data)
-    objective, batches = data(student_spec.module, teacher_spec.module, student_spec, config, photos)
-    return train(student_spec.module, checkpoint, config, stream, objective=objective, batches=batches,
-                 tag="distill")
+    objective, batches, description = data(student_spec.module, teacher_spec.module, student_spec, config,
+                                           list(photos), photos_label)
+    result = train(student_spec.module, checkpoint, config, stream, objective=objective, batches=batches,
+                   tag="distill")
+    return {**result, "data": description}
