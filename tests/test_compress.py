@@ -133,3 +133,19 @@ def test_sweep_times_every_copy_and_compares_it_with_the_unpruned_model(tmp_path
     assert all(r.macs_kept < 1.0 for r in rows if r.kind == "structured" and r.ratio)
     assert all(r.macs_kept == 1.0 for r in rows if r.kind == "unstructured")
     assert sweep.plot(rows, tmp_path / "sweep.png", "small").stat().st_size > 10_000
+
+
+def test_distill_learns_from_photos_unless_the_model_has_labelled_data(tmp_path):
+    from pipeline.compress.distill import DATA, distill
+    from pipeline.models import ModelSpec
+    from pipeline.training.train import TrainConfig
+
+    def spec():
+        return ModelSpec(name="small", module=small_yolov8(), classes=[str(d) for d in range(10)], input_size=64,
+                         decoder={"kind": "dfl", "reg_max": 16})
+
+    photos = list(assets.SKIMAGE_PHOTOS.paths().values())[:3]
+    config = TrainConfig(steps=2, batch=2, input_size=64, warmup_steps=1, bn_batches=1)
+    result = distill(spec(), spec(), tmp_path / "run.pt", config, photos=photos, photos_label="three")
+    assert result["steps"] == 2 and result["data"] == "3 unlabelled photos (three)"
+    assert "small" not in DATA and "yolov8-digits" in DATA
