@@ -44,7 +44,14 @@ DEVICE_BUILDS = {"cpu": _cpu_build, "cuda": _cuda_build}
 
 
 def import_model(spec: ModelSpec, batch: int = 1):
-    return import_torch(spec.module, spec.example_input(batch), spec.name)
+    """Relax for ``spec``: its PyTorch module, or for an int8 variant its Q/DQ graph lowered to
+    integer convolutions."""
+    if not spec.qdq_onnx:
+        return import_torch(spec.module, spec.example_input(batch), spec.name)
+    from .frontend import import_onnx
+    from .passes import lower_int8
+
+    return lower_int8(import_onnx(spec.qdq_onnx, spec.name, (batch, 3, spec.input_size, spec.input_size)))
 
 
 def output_shapes(mod) -> list:

@@ -289,6 +289,26 @@ def cmd_distill(args):
         print(f"saved the recovered variant {args.variant!r} to {path}")
 
 
+def cmd_quantize(args):
+    from .compress.quantize import default_calibration, int8_variant, quantize
+    from .models import load_model, variant_path
+    from .runtime.preprocess import load_image
+
+    spec = load_model(args.model, args.imgsz, args.variant, args.weights_dir)
+    if args.calib:
+        images = [load_image(p) for p in image_files(args.calib)[: args.images]]
+        description = args.calib
+    else:
+        images, description = default_calibration(spec, args.images)
+    out = variant_path(spec.name, int8_variant(spec.variant), args.weights_dir)
+    report = quantize(spec, images, out, args.method, not args.full_range_weights, description)
+    print(f"{spec.name} {spec.variant} -> {report.variant}: {report.quantized_convs}/{report.convs} convs int8 "
+          f"({report.method} calibration on {report.images} images: {description}), {report.file_mb} MB, "
+          f"{report.seconds} s; saved to {out}")
+    print(f"score it with `slimdet eval --model {spec.name} --variant {report.variant}`, tune/compile with "
+          f"--variant {report.variant}")
+
+
 def cmd_report(args):
     from .bench import variants
     from .fsutil import atomic_write_bytes, atomic_write_json
@@ -457,6 +477,19 @@ def build_parser():
     p.add_argument("--checkpoint", help="resumable run state (default out/distill/<model>-<variant>-last.pt)")
     p.add_argument("--weights-dir", help="where variants live (default: the packaged weights)")
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("quantize", help="static int8 PTQ (Q/DQ ONNX) calibrated on real images, as a variant")
+    p.add_argument("--model", required=True)
+    p.add_argument("--variant", default="fp32", help="the variant to quantize (fp32 or a pruned one)")
+    p.add_argument("--calib", help="a directory of calibration images (default: the model's own data or "
+                   "the scikit-image photos)")
+    p.add_argument("--images", type=int, default=64, help="calibration images to use")
+    p.add_argument("--method", default="minmax", choices=("minmax", "percentile", "entropy"))
+    p.add_argument("--full-range-weights", action="store_true",
+                   help="8-bit weights (default 7: x86 without VNNI saturates 16-bit pair sums otherwise)")
+    p.add_argument("--imgsz", type=int)
+    p.add_argument("--weights-dir", help="where variants live (default: the packaged weights)")
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("report", help="size, accuracy and speed of a model's variants vs the fp32 peers, one run")
     p.add_argument("--model", required=True)

@@ -53,8 +53,9 @@ def make_engines(spec, workdir: Path, batch: int, target: str, names) -> tuple:
     workdir.mkdir(parents=True, exist_ok=True)
     weights = workdir / f"{spec.name}-{spec.input_size}.pt"
     torch.save(spec.module.state_dict(), weights)
-    onnx_path = workdir / f"{spec.name}-{spec.input_size}-b{batch}.onnx"
-    if {"onnxruntime", "openvino"} & set(names):
+    # An int8 variant's peers run its own Q/DQ graph (ONNX Runtime int8, OpenVINO int8).
+    onnx_path = Path(spec.qdq_onnx) if spec.qdq_onnx else workdir / f"{spec.name}-{spec.input_size}-b{batch}.onnx"
+    if {"onnxruntime", "openvino"} & set(names) and not spec.qdq_onnx:
         export_onnx(spec, onnx_path, batch)
     factories = {
         "pytorch-eager": lambda: TorchEager(spec.module, weights),

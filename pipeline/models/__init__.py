@@ -27,6 +27,8 @@ class ModelSpec:
     preprocess: dict = field(default_factory=dict)
     weights: str = ""
     variant: str = "fp32"  # "fp32" (the model as built), or a compressed variant's name (a weights file)
+    # int8 variants: the Q/DQ ONNX graph that compiles and runs (``module`` stays the float base).
+    qdq_onnx: str = ""
 
     def example_input(self, batch=1):
         return torch.rand(batch, 3, self.input_size, self.input_size, generator=torch.Generator().manual_seed(0))
@@ -106,7 +108,30 @@ def load_checkpoint(module: torch.nn.Module, path: Path, train_hint: str) -> dic
 
 
 def variant_path(model: str, variant: str, weights_dir=None) -> Path:
-    return Path(weights_dir or WEIGHTS_DIR) / f"{model}-{variant}.pt"
+    from ..compress.quantize import base_of
+
+    suffix = ".onnx" if base_of(variant) else ".pt"  # int8 variants are Q/DQ graphs, the others weights
+    return Path(weights_dir or WEIGHTS_DIR) / f"{model}-{variant}{suffix}"
+
+
+def apply_int8_variant(spec: ModelSpec, variant: str, weights_dir=None) -> ModelSpec:
+    """``spec`` (already its base variant) with the int8 Q/DQ graph quantized from it attached."""
+    from ..compress.quantize import read_info
+
+    path = variant_path(spec.name, variant, weights_dir)
+    if not path.exists():
+        raise CheckpointError(f"{spec.name} has no variant {variant!r} ({path}); make it with "
+                              f"`slimdet quantize --model {spec.name} --variant {spec.variant}`")
+    info = read_info(path)
+    if info.get("base") != spec.name:
+        raise CheckpointError(f"{path} is a variant of {info.get('base')!r}, not of {spec.name!r}")
+    if info.get("input_size") != spec.input_size:
+        raise InputError(f"{path} was quantized at input size {info.get('input_size')}, not {spec.input_size}; "
+                         f"quantize again at this size")
+    spec.qdq_onnx, spec.variant = str(path), variant
+    spec.weights = (f"{spec.weights}; int8 static PTQ ({info['method']} calibration on {info['calibration']}, "
+                    f"{'7' if info['reduce_range'] else '8'}-bit weights per channel) ({path.name})")
+    return spec
 
 
 def apply_variant(spec: ModelSpec, variant: str, weights_dir=None) -> ModelSpec:
@@ -175,6 +200,11 @@ def load_model(name: str, input_size: int | None = None, variant: str = "fp32", 
         raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     if input_size is not None:
         _check_size(name, input_size)
+    from ..compress.quantize import base_of
+
+    base = base_of(variant)
+    if base is not None:
+        return apply_int8_variant(load_model(name, input_size, base, weights_dir), variant, weights_dir)
     spec = MODELS[name](input_size)
     _check_size(name, spec.input_size)
     return spec if variant == "fp32" else apply_variant(spec, variant, weights_dir)

@@ -1,0 +1,12 @@
+"""What the pattern-rewriting passes share: apply a rewrite to every Relax function of a module."""
+
+from tvm import relax
+
+
+def rewrite_functions(mod, rewrite):
+    """A copy of ``mod`` with ``rewrite(func)`` in place of each Relax function (``mod`` is kept)."""
+    result = mod.clone()
+    for gvar, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            result.update_func(gvar, rewrite(func))
+    return result

@@ -1,0 +1,95 @@
+"""Static int8 PTQ: a Q/DQ variant calibrated on real data, and its compiled library computing in integers."""
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.cli import main
+from pipeline.compress.quantize import base_of, default_calibration, int8_variant, quantize, read_info
+from pipeline.errors import CheckpointError, InputError
+from pipeline.models import load_model, variant_path
+
+
+
+@pytest.fixture(scope="module")
+def digits_int8(tmp_path_factory):
+    weights_dir = tmp_path_factory.mktemp("weights")
+    spec = load_model("yolov8-digits")
+    images, description = default_calibration(spec, 16)
+    report = quantize(spec, images, variant_path(spec.name, "int8", weights_dir), "percentile",
+                      calibration=description)
+    return weights_dir, report
+
+
+def test_int8_variant_names_follow_their_base():
+    assert int8_variant("fp32") == "int8" and int8_variant("pruned46") == "pruned46-int8"
+    assert base_of("int8") == "fp32" and base_of("pruned46-int8") == "pruned46" and base_of("pruned46") is None
+
+
+def test_every_conv_is_quantized_and_the_file_says_how(digits_int8):
+    weights_dir, report = digits_int8
+    assert report.quantized_convs == report.convs > 50
+    info = read_info(variant_path("yolov8-digits", "int8", weights_dir))
+    assert info["method"] == "percentile" and info["base_variant"] == "fp32" and "digits train" in info["calibration"]
+
+
+def test_int8_variant_loads_and_tracks_fp32(digits_int8):
+    weights_dir, _ = digits_int8
+    spec = load_model("yolov8-digits", variant="int8", weights_dir=weights_dir)
+    assert spec.variant == "int8" and spec.qdq_onnx.endswith("yolov8-digits-int8.onnx") and "int8" in spec.weights
+    images, _ = default_calibration(spec, 20)
+    from pipeline.compress.quantize import calibration_images
+
+    x = calibration_images(spec, images[16:17])[0][None]  # an image it was not calibrated on
+    got = ort_run_images(spec.qdq_onnx, x)
+    with torch.no_grad():
+        want = [t.numpy() for t in spec.module(torch.from_numpy(x))]
+    for g, w in zip(got, want):
+        assert np.corrcoef(g.ravel(), w.ravel())[0, 1] > 0.98
+
+
+def ort_run_images(path, x):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"images": x})
+
+
+def test_compiled_int8_library_runs_integer_convs_with_onnx_runtime_numbers(digits_int8):
+    import tvm
+
+    from pipeline import build
+
+    weights_dir, _ = digits_int8
+    spec = load_model("yolov8-digits", variant="int8", weights_dir=weights_dir)
+    mod = build.import_model(spec)
+    dtypes = set()
+    tvm.relax.analysis.post_order_visit(mod["main"], lambda e: isinstance(e, tvm.relax.Call) and isinstance(
+        e.op, tvm.ir.Op) and e.op.name == "relax.nn.conv2d" and dtypes.add(str(e.ty.dtype)))
+    assert dtypes == {"int32"}
+    compiled = build.compile_spec(spec, "x86", tuned=False)
+    vm = tvm.relax.VirtualMachine(compiled.executable, tvm.cpu())
+    x = np.random.default_rng(3).random((1, 3, 256, 256), dtype=np.float32)
+    got = [t.numpy() for t in vm["main"](tvm.runtime.tensor(x))]
+    want = ort_run_images(spec.qdq_onnx, x)
+    for g, w in zip(got, want):
+        assert np.abs(g - w).max() <= 0.05 * np.abs(w).max()
+        assert np.mean(np.isclose(g, w, rtol=0, atol=1e-4)) > 0.99
+
+
+def test_bad_quantize_input_is_named(digits_int8, tmp_path):
+    weights_dir, _ = digits_int8
+    spec = load_model("yolov8-digits")
+    with pytest.raises(InputError, match="unknown calibration method 'kl'"):
+        quantize(spec, [object()], tmp_path / "x.onnx", "kl")
+    with pytest.raises(InputError, match="quantized at input size 256, not 320"):
+        load_model("yolov8-digits", 320, "int8", weights_dir)
+    with pytest.raises(CheckpointError, match="no variant 'pruned9'"):
+        load_model("yolov8-digits", variant="pruned9-int8", weights_dir=weights_dir)
+    (tmp_path / "yolov8-digits-int8.onnx").write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="corrupt int8 model"):
+        load_model("yolov8-digits", variant="int8", weights_dir=tmp_path)
+
+
+def test_quantize_cli_writes_the_variant(tmp_path, capsys):
+    assert main(["quantize", "--model", "yolov8-digits", "--images", "4", "--weights-dir", str(tmp_path)]) == 0
+    assert "convs int8" in capsys.readouterr().out and (tmp_path / "yolov8-digits-int8.onnx").exists()
