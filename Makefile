@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MODEL ?= yolov3-tiny
 TARGET ?= x86
 
-.PHONY: setup fetch arm-tools demo test test-fast bench compile export tune bench-check prune distill clean
+.PHONY: setup fetch arm-tools demo test test-fast bench compile export tune bench-check prune distill quantize clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,8 @@ prune: fetch
 	$(SLIMDET) prune --model $(MODEL) --macs-kept $(MACS) $(if $(VARIANT),--variant $(VARIANT))
 distill: fetch
 	$(SLIMDET) distill --model $(MODEL) --variant $(VARIANT) --steps $(STEPS)
+quantize: fetch
+	$(SLIMDET) quantize --model $(MODEL) --variant $(or $(VARIANT),fp32) $(if $(CALIB),--calib $(CALIB))
 
 # The deployable library for TARGET (cross-linked for ARM boards): out/<model>-<target>/
 export: fetch
