@@ -23,3 +23,11 @@ def test_tuned_yolov3_tiny_holds_its_baseline_ratios():
 def test_a_missing_baseline_is_a_clear_error(tmp_path):
     with pytest.raises(check.SlimdetError, match="no performance baseline"):
         check.check("x86-avx2", root=tmp_path)
+
+
+def test_recording_one_model_keeps_the_other_models_baselines():
+    old = [{"model": "a", "input_size": 416, "batch": 1, "threads": 2, "ratios": {"x": 1.0}},
+           {"model": "b", "input_size": 640, "batch": 1, "threads": 2, "ratios": {"x": 1.0}}]
+    new = [{"model": "b", "input_size": 640, "batch": 1, "threads": 2, "ratios": {"x": 2.0}}]
+    merged = check.merged_cases(old, new)
+    assert [(c["model"], c["ratios"]["x"]) for c in merged] == [("a", 1.0), ("b", 2.0)]

@@ -73,12 +73,23 @@ def check(target: str = "x86", reps: int = 7, root=None, models=None) -> list:
     return results
 
 
+def _case_key(case: dict) -> tuple:
+    return case["model"], case["input_size"], case["batch"], case["threads"]
+
+
+def merged_cases(previous: list, measured: list) -> list:
+    """``measured`` plus the ``previous`` cases it did not measure again (recording one model
+    keeps the others' baselines)."""
+    again = {_case_key(c) for c in measured}
+    return [c for c in previous if _case_key(c) not in again] + measured
+
+
 def record(cases: list, target: str = "x86", reps: int = 7, tolerance: float = DEFAULT_TOLERANCE, root=None) -> Path:
-    """Measure each case and write the baseline file (atomically)."""
-    recorded = []
-    for case in cases:
-        recorded.append({**case, "ratios": measure_ratios(case, target, reps)})
+    """Measure each case and write the baseline file (atomically); cases recorded before for
+    other model/size/batch/threads stay as they were."""
     path = baseline_path(target, root)
+    previous = load_baseline(target, root)["cases"] if path.exists() else []
+    recorded = merged_cases(previous, [{**case, "ratios": measure_ratios(case, target, reps)} for case in cases])
     atomic_write_json(path, {
         "target": resolve_preset(target).name, "tolerance": tolerance, "cpu": cpu_model(),
         "recorded": datetime.date.today().isoformat(), "reps": reps,
