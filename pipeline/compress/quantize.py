@@ -18,7 +18,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
@@ -39,9 +39,6 @@ class QuantizeReport:
     file_mb: float
     quantized_convs: int
     convs: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def int8_variant(base_variant: str) -> str:
@@ -108,22 +105,20 @@ def default_calibration(spec, count: int) -> tuple:
 
 def _export_float(spec, path: Path) -> None:
     """The float graph ONNX Runtime quantizes: batch dimension symbolic, shapes inferred."""
-    import warnings
-
-    import torch
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with torch.no_grad():
-        n_out = len(spec.module(spec.example_input(1)))
-    raw = path.with_suffix(".raw.onnx")
-    outputs = [f"head{i}" for i in range(n_out)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(spec.module.eval(), (spec.example_input(1),), str(raw), dynamo=False, opset_version=17,
-                          input_names=["images"], output_names=outputs,
-                          dynamic_axes={name: {0: "batch"} for name in ["images", *outputs]})
+    from ..models.onnx_export import export_onnx
+
+    raw = export_onnx(spec, path.with_suffix(".raw.onnx"), dynamic_batch=True)
     # Symbolic shape inference cannot follow the batch through Resize; ONNX shape inference does.
     quant_pre_process(str(raw), str(path), skip_symbolic_shape=True)
+
+
+def _count_convs(model) -> tuple:
+    """(convs with both data and weights dequantized from integers, all convs) of a Q/DQ model."""
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    produced_by_dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return sum(1 for n in convs if n.input[0] in produced_by_dq and n.input[1] in produced_by_dq), len(convs)
 
 
 def quantize(spec, images: list, out_path: Path, method: str = "minmax", reduce_range: bool = True,
@@ -146,6 +141,7 @@ def quantize(spec, images: list, out_path: Path, method: str = "minmax", reduce_
         float_path = Path(tmp) / "float.onnx"
         _export_float(spec, float_path)
         reader = _Reader("images", calibration_images(spec, images), stream)
+        counted = []  # (quantized convs, convs) of the model as written
 
         def write(tmp_out):
             quantize_static(str(float_path), tmp_out, reader, quant_format=QuantFormat.QDQ, per_channel=True,
@@ -158,17 +154,15 @@ def quantize(spec, images: list, out_path: Path, method: str = "minmax", reduce_
                     "calibration": f"{len(images)} images: {calibration}"}
             onnx.helper.set_model_props(model, {"slimdet": json.dumps(info)})
             onnx.save(model, tmp_out)
+            counted.extend(_count_convs(model))
 
         atomic_write_via(out_path, write)
-    model = onnx.load(str(out_path))
-    convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    produced_by_dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    quantized = sum(1 for n in convs if n.input[0] in produced_by_dq and n.input[1] in produced_by_dq)
+    quantized, convs = counted
     return QuantizeReport(variant=variant, base_variant=spec.variant, method=method, calibration=calibration,
                           images=len(images), reduce_range=reduce_range,
                           seconds=round(time.perf_counter() - start, 1),
                           file_mb=round(out_path.stat().st_size / 2**20, 2), quantized_convs=quantized,
-                          convs=len(convs))
+                          convs=convs)
 
 
 def read_info(path: Path) -> dict:
@@ -187,4 +181,3 @@ def read_info(path: Path) -> dict:
     if "slimdet" not in props:
         raise CheckpointError(f"{path} was not made by `slimdet quantize` (no slimdet metadata)")
     return json.loads(props["slimdet"])
-

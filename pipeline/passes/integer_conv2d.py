@@ -23,11 +23,8 @@ import tvm
 from tvm import relax
 from tvm.relax.dpl import is_const, is_op, rewrite_call, wildcard
 
+from .rewrite import constant_value as _const
 from .rewrite import rewrite_functions
-
-
-def _const(expr):
-    return expr.value.numpy() if isinstance(expr, tvm.ir.Constant) else None
 
 
 def _patterns():

@@ -11,11 +11,8 @@ import tvm
 from tvm import relax
 from tvm.relax.dpl import is_const, is_op, rewrite_call, wildcard
 
+from .rewrite import constant_value as _value
 from .rewrite import rewrite_functions
-
-
-def _value(expr):
-    return expr.value.numpy()
 
 
 @tvm.transform.module_pass(opt_level=0, name="IntegerMaxPool2d")

@@ -1,6 +1,13 @@
-"""What the pattern-rewriting passes share: apply a rewrite to every Relax function of a module."""
+"""What the pattern-rewriting passes share: apply a rewrite to every Relax function of a
+module, and read the constants a pattern matched."""
 
+import tvm
 from tvm import relax
+
+
+def constant_value(expr):
+    """A matched constant's value as a numpy array (None for anything but a constant)."""
+    return expr.value.numpy() if isinstance(expr, tvm.ir.Constant) else None
 
 
 def rewrite_functions(mod, rewrite):
