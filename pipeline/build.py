@@ -97,11 +97,12 @@ def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores
         else:
             from .tuning.tasks import compile_with_database, coverage, extract_tasks
 
-            database, layout = db.open(), db.graph_layout
-            cover = coverage(extract_tasks(mod, tvm_target, layout), database, tvm_target)
-            executable = compile_with_database(mod, tvm_target, database, layout, pass_config)
+            database, form = db.open(), db.graph_form
+            cover = coverage(extract_tasks(mod, tvm_target, form), database, tvm_target)
+            executable = compile_with_database(mod, tvm_target, database, form, pass_config)
             tuning = {"database": str(db.directory), "trials": db.meta.get("trials"), "coverage": cover.summary(),
-                      "conv_layout": layout, "tuned_tasks": cover.tuned_tasks, "tasks": cover.tasks,
+                      "conv_layout": form.layout, "int8_kernel": form.int8_kernel,
+                      "tuned_tasks": cover.tuned_tasks, "tasks": cover.tasks,
                       "tuned_flop_fraction": round(cover.tuned_flops / cover.flops, 4) if cover.flops else 1.0}
     return Compiled(spec=spec, preset=preset, target_json=tjson, executable=executable,
                     input_shape=(batch, 3, spec.input_size, spec.input_size),
@@ -176,8 +177,8 @@ def _exporter(compiled: Compiled):
 
 def compile_model(model: str, target: str = "x86", out_dir="out", input_size: int | None = None,
                   batch: int = 1, name: str | None = None, tuned: bool = True, schedules_root=None,
-                  variant: str = "fp32") -> Artifact:
+                  variant: str = "fp32", weights_dir=None) -> Artifact:
     """The whole path from a model name to an exported, verified artifact."""
-    compiled = compile_spec(load_model(model, input_size, variant), target, batch, tuned=tuned,
+    compiled = compile_spec(load_model(model, input_size, variant, weights_dir), target, batch, tuned=tuned,
                             schedules_root=schedules_root)
     return export(compiled, out_dir, name)

@@ -32,7 +32,7 @@ def cmd_compile(args):
     from .build import compile_model
 
     artifact = compile_model(args.model, args.target, args.out, args.imgsz, args.batch, tuned=not args.untuned,
-                             schedules_root=args.schedules, variant=args.variant)
+                             schedules_root=args.schedules, variant=args.variant, weights_dir=args.weights_dir)
     meta = artifact.metadata
     print(f"wrote {artifact.library} ({artifact.library.stat().st_size / 1e6:.1f} MB) and {artifact.metadata_path}")
     print(f"target {meta['target_preset']}: {meta['target']}; compiled in {meta['compile_seconds']} s")
@@ -340,6 +340,10 @@ def cmd_train(args):
         print(f"exported the model weights (fp16) to {out}")
 
 
+def add_weights_dir(p):
+    p.add_argument("--weights-dir", help="where variants live (default: the packaged weights)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="slimdet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -351,7 +355,9 @@ def build_parser():
     p.add_argument("--model", required=True)
     p.add_argument("--target", default="x86")
     p.add_argument("--out", required=True)
-    p.add_argument("--variant", default="fp32", help="fp32, or a compressed variant made by `slimdet prune`")
+    p.add_argument("--variant", default="fp32",
+                   help="fp32, or a variant made by `slimdet prune` / `slimdet quantize` (pruned46, int8, ...)")
+    add_weights_dir(p)
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--untuned", action="store_true", help="ignore tuning databases")
@@ -447,7 +453,7 @@ def build_parser():
     p.add_argument("--importance", choices=("l2", "bn"), default="l2")
     p.add_argument("--variant", help="name of the variant (default pruned<percent of MACs removed>)")
     p.add_argument("--imgsz", type=int)
-    p.add_argument("--weights-dir", help="where variants live (default: the packaged weights)")
+    add_weights_dir(p)
     p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("prune-sweep", help="params, MACs and measured latency over pruning ratios")
@@ -475,7 +481,7 @@ def build_parser():
     p.add_argument("--images", help="a directory of unlabelled photos from your domain (default: the "
                    "scikit-image photos); more and closer-to-deployment images recover more")
     p.add_argument("--checkpoint", help="resumable run state (default out/distill/<model>-<variant>-last.pt)")
-    p.add_argument("--weights-dir", help="where variants live (default: the packaged weights)")
+    add_weights_dir(p)
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("quantize", help="static int8 PTQ (Q/DQ ONNX) calibrated on real images, as a variant")
@@ -488,7 +494,7 @@ def build_parser():
     p.add_argument("--full-range-weights", action="store_true",
                    help="8-bit weights (default 7: x86 without VNNI saturates 16-bit pair sums otherwise)")
     p.add_argument("--imgsz", type=int)
-    p.add_argument("--weights-dir", help="where variants live (default: the packaged weights)")
+    add_weights_dir(p)
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("report", help="size, accuracy and speed of a model's variants vs the fp32 peers, one run")

@@ -25,6 +25,8 @@ class TargetPreset:
     # channels-last lets the tuner vectorise over output channels: yolov3-tiny's largest conv
     # (13x13, 512->1024) reached 123 GFLOP/s in 64 trials as NHWC, 52 as NCHW.
     conv_layout: str = "NCHW"
+    # The integer dot-product kernel int8 convs are tensorized with (tuning/int8_dot.py), if any.
+    int8_kernel: str | None = None
     device: str = "cpu"  # what the library runs on: "cpu" or "cuda"
     cross_compiler: str | None = None  # links the host code when the host is not this machine's ISA
     # Cores of the board the preset names (MetaSchedule sizes parallel loops by it); None: this host's.
@@ -66,15 +68,15 @@ PRESETS = {p.name: p for p in (
     TargetPreset(
         "x86-avx512-vnni", {"kind": "llvm", "mcpu": "cascadelake"},
         "x86-64 with AVX-512 and VNNI (Intel Cascade Lake and newer, AMD Zen 4 and newer)",
-        cpu_flags=("avx512f", "avx512bw", "avx512vl", "avx512_vnni"), conv_layout="NHWC"),
+        cpu_flags=("avx512f", "avx512bw", "avx512vl", "avx512_vnni"), conv_layout="NHWC", int8_kernel="avx2-8x4"),
     TargetPreset(
         "x86-avx512", {"kind": "llvm", "mcpu": "skylake-avx512"},
         "x86-64 with AVX-512 (F/BW/VL/DQ), no VNNI",
-        cpu_flags=("avx512f", "avx512bw", "avx512vl", "avx512dq"), conv_layout="NHWC"),
+        cpu_flags=("avx512f", "avx512bw", "avx512vl", "avx512dq"), conv_layout="NHWC", int8_kernel="avx2-8x4"),
     TargetPreset(
         "x86-avx2", {"kind": "llvm", "mcpu": "haswell"},
         "x86-64 with AVX2 and FMA (Intel Haswell and newer, AMD Zen 1 and newer)",
-        cpu_flags=("avx2", "fma"), conv_layout="NHWC"),
+        cpu_flags=("avx2", "fma"), conv_layout="NHWC", int8_kernel="avx2-8x4"),
     arm_preset("arm-rpi4", "Raspberry Pi 4 (4x Cortex-A72, NEON)", 4, "cortex-a72"),
     arm_preset("arm-rpi5", "Raspberry Pi 5 (4x Cortex-A76, NEON + dot product)", 4, "cortex-a76",
                ("+neon", "+dotprod"), ("asimd", "asimddp")),

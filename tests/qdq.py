@@ -24,10 +24,11 @@ def quantized_onnx(module: torch.nn.Module, shape, path, reduce_range=True, cali
     return path
 
 
-def ort_run(path, x):
+def ort_run(path, x, input_name: str = "x") -> list:
+    """Every output of ONNX Runtime running the Q/DQ model at ``path`` on ``x``."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {input_name: x})
 
 
 def tvm_run(mod, x):

@@ -24,6 +24,9 @@ def test_prune_writes_a_named_variant_and_bad_compression_input_exits_2(tmp_path
     assert main(["prune", "--model", "yolov8-digits", "--ratio", "0.3", "--weights-dir", str(tmp_path),
                  "--variant", "p30"]) == 0
     assert "MACs" in capsys.readouterr().out and (tmp_path / "yolov8-digits-p30.pt").exists()
+    assert main(["compile", "--model", "yolov8-digits", "--variant", "p30", "--weights-dir", str(tmp_path),
+                 "--untuned", "--out", str(tmp_path / "p30")]) == 0
+    assert len(list((tmp_path / "p30").glob("yolov8-digits-p30-*.so"))) == 1
     assert main(["compile", "--model", "yolov8-digits", "--variant", "nope", "--out", str(tmp_path / "o")]) == 2
     assert main(["prune", "--model", "yolov8-digits", "--ratio", "1.5", "--weights-dir", str(tmp_path)]) == 2
     assert main(["distill", "--model", "yolov8-digits", "--variant", "p30", "--weights-dir", str(tmp_path),

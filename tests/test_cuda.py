@@ -112,7 +112,7 @@ def test_functions_without_records_get_gpu_default_schedules_and_cuda_graphs_bui
 
     target = tvm.target.Target(targets.target_json(targets.PRESETS["cuda-sm90"]))
     with nvcc_build(target):
-        executable = compile_with_database(small_conv_module(), target, ms.database.MemoryDatabase(), "NCHW",
-                                           {"relax.backend.use_cuda_graph": True})
+        executable = compile_with_database(small_conv_module(), target, ms.database.MemoryDatabase(),
+                                           pass_config={"relax.backend.use_cuda_graph": True})
     executable.export_library(tmp_path / "small.so")
     check_device_code(tmp_path / "small.so", "sm_90")

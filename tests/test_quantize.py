@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from pipeline.cli import main
-from pipeline.compress.quantize import base_of, default_calibration, int8_variant, quantize, read_info
+from pipeline.compress.quantize import (base_of, calibration_images, default_calibration, int8_variant, quantize,
+                                        read_info)
 from pipeline.errors import CheckpointError, InputError
 from pipeline.models import load_model, variant_path
 
-
+from .qdq import ort_run
 
 @pytest.fixture(scope="module")
 def digits_int8(tmp_path_factory):
@@ -38,20 +39,12 @@ def test_int8_variant_loads_and_tracks_fp32(digits_int8):
     spec = load_model("yolov8-digits", variant="int8", weights_dir=weights_dir)
     assert spec.variant == "int8" and spec.qdq_onnx.endswith("yolov8-digits-int8.onnx") and "int8" in spec.weights
     images, _ = default_calibration(spec, 20)
-    from pipeline.compress.quantize import calibration_images
-
     x = calibration_images(spec, images[16:17])[0][None]  # an image it was not calibrated on
-    got = ort_run_images(spec.qdq_onnx, x)
+    got = ort_run(spec.qdq_onnx, x, "images")
     with torch.no_grad():
         want = [t.numpy() for t in spec.module(torch.from_numpy(x))]
     for g, w in zip(got, want):
         assert np.corrcoef(g.ravel(), w.ravel())[0, 1] > 0.98
-
-
-def ort_run_images(path, x):
-    import onnxruntime as ort
-
-    return ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"images": x})
 
 
 def test_compiled_int8_library_runs_integer_convs_with_onnx_runtime_numbers(digits_int8):
@@ -70,7 +63,7 @@ def test_compiled_int8_library_runs_integer_convs_with_onnx_runtime_numbers(digi
     vm = tvm.relax.VirtualMachine(compiled.executable, tvm.cpu())
     x = np.random.default_rng(3).random((1, 3, 256, 256), dtype=np.float32)
     got = [t.numpy() for t in vm["main"](tvm.runtime.tensor(x))]
-    want = ort_run_images(spec.qdq_onnx, x)
+    want = ort_run(spec.qdq_onnx, x, "images")
     for g, w in zip(got, want):
         assert np.abs(g - w).max() <= 0.05 * np.abs(w).max()
         assert np.mean(np.isclose(g, w, rtol=0, atol=1e-4)) > 0.99

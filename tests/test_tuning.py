@@ -163,3 +163,17 @@ def test_tasks_are_tuned_in_waves_and_the_time_budget_stops_between_them(tmp_pat
     directory = database_dir("x86-avx2", "yolov3-tiny", "fp32", tmp_path)
     assert open_database(directory, targets.target_json(targets.PRESETS["x86-avx2"])).record_count == first_trials
     assert "1/2 tasks" in report.coverage
+
+
+def test_a_resumed_tune_covers_untuned_tasks_before_refining_tuned_ones(tmp_path):
+    """Largest first on a fresh database; on resume the tasks with no record go first, so a time
+    budget spent there leaves no task on a naive kernel that more trials could have covered."""
+    first = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=8, trials_per_iter=2, max_tasks=2,
+                 tasks_per_wave=1, time_budget=0.001, root=tmp_path)
+    (largest, *_), (smaller, _, untouched, _) = first.per_task
+    assert untouched == 0
+    resumed = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=16, trials_per_iter=2, max_tasks=2,
+                   tasks_per_wave=1, time_budget=0.001, root=tmp_path)
+    (name, _, trials, _), (then, _, then_trials, _) = resumed.per_task
+    assert (name, then) == (smaller, largest) and trials >= 2 and then_trials == 0
+    assert "2/2 tasks" in resumed.coverage

@@ -4,15 +4,19 @@ from pipeline.bench import variants
 
 
 def test_report_compares_each_variant_library_with_the_unpruned_fp32_peers(tmp_path):
-    report = variants.variant_report("yolov8-digits", ("fp32", "pruned46"), reps=1, test_images=4,
+    report = variants.variant_report("yolov8-digits", ("fp32", "pruned46", "int8"), reps=1, test_images=4,
                                      peers=("pytorch-eager", "onnxruntime"), workdir=tmp_path)
-    fp32, pruned = report["rows"]
-    assert (fp32["variant"], pruned["variant"]) == ("fp32", "pruned46")
+    fp32, pruned, int8 = report["rows"]
+    assert (fp32["variant"], pruned["variant"], int8["variant"]) == ("fp32", "pruned46", "int8")
     assert pruned["gmacs"] < 0.6 * fp32["gmacs"] and pruned["params_m"] < fp32["params_m"]
     assert pruned["library_mb"] < fp32["library_mb"]
+    fp32_peers = {"pytorch-eager fp32", "onnxruntime fp32"}
+    assert set(fp32["speedup_vs"]) == fp32_peers
+    assert set(pruned["speedup_vs"]) == fp32_peers | {"tvm fp32"}
+    # an int8 variant is also timed against ONNX Runtime running its own Q/DQ model
+    assert set(int8["speedup_vs"]) == fp32_peers | {"tvm fp32", "onnxruntime int8"}
     for row in report["rows"]:
-        assert set(row["speedup_vs"]) == {"pytorch-eager fp32", "onnxruntime fp32"}
         assert row["accuracy"]["kind"].startswith("true mAP") and 0.0 <= row["accuracy"]["map50"] <= 1.0
     table = variants.markdown(report)
-    assert "| pruned46 |" in table and "vs onnxruntime fp32" in table
+    assert "| pruned46 |" in table and "vs onnxruntime fp32" in table and "vs onnxruntime int8" in table
     assert variants.plot(report, tmp_path / "variants.png").stat().st_size > 10_000

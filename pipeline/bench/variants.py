@@ -20,6 +20,8 @@ from ..models import load_model
 from .harness import make_engines, time_interleaved
 
 PEERS = ("pytorch-eager", "torch.compile", "onnxruntime", "openvino")
+# Peers that also run an int8 variant's own Q/DQ graph: what a user would pick for int8 instead.
+INT8_PEERS = ("onnxruntime", "openvino")
 
 
 def _accuracy(spec, base, engine, base_eager, test_images: int) -> dict:
@@ -35,6 +37,15 @@ def _accuracy(spec, base, engine, base_eager, test_images: int) -> dict:
     return {"kind": f"fidelity mAP vs unpruned fp32 PyTorch, {len(images)} held-out photos and crops", **scores}
 
 
+def _compared_with(variant: str, peers, same_model: dict, libraries: dict) -> list:
+    """(engine, what it runs) pairs a variant's TVM library is compared with: the fp32 peers, the
+    int8 peers on the variant's own Q/DQ model, and the fp32 TVM library."""
+    pairs = [(peer, "fp32") for peer in peers] + [(name, variant) for name in same_model.get(variant, {})]
+    if variant != "fp32" and "fp32" in libraries:
+        pairs.append(("tvm", "fp32"))
+    return pairs
+
+
 def variant_report(model: str, variants=("fp32",), target: str = "x86", threads: int = 2, reps: int = 9,
                    test_images: int = 200, peers=PEERS, workdir=None) -> dict:
     workdir = Path(workdir or tempfile.mkdtemp(prefix="slimdet-variants-"))
@@ -47,7 +58,15 @@ def variant_report(model: str, variants=("fp32",), target: str = "x86", threads:
         if missing:
             raise RuntimeError(f"{model} {variant}: TVM library could not be built: {missing['tvm']}")
         libraries[variant] = built["tvm"]
+    same_model = {}  # variant -> its int8 peers
+    for variant, spec in specs.items():
+        if spec.qdq_onnx:
+            built, missing, _ = make_engines(spec, workdir / f"{variant}-peers", 1, target,
+                                             [p for p in INT8_PEERS if p in peers])
+            same_model[variant] = built
+            unavailable.update({f"{name} {variant}": why for name, why in missing.items()})
     timed = {**{f"{name} (fp32)": e for name, e in peers.items()},
+             **{f"{name} ({variant})": e for variant, built in same_model.items() for name, e in built.items()},
              **{f"tvm ({variant})": e for variant, e in libraries.items()}}
     for engine in timed.values():
         engine.set_threads(threads)
@@ -65,23 +84,27 @@ def variant_report(model: str, variants=("fp32",), target: str = "x86", threads:
             "gmacs": round(macs / 1e9, 3), "library_mb": round(library.artifact_mb, 2),
             "tuned": library.tuned, "tuning": library.tuning.get("coverage") or library.tuning.get("reason"),
             "trials": library.tuning.get("trials"), "tvm_p50_ms": round(ms, 3),
-            "speedup_vs": {f"{peer} fp32": round(p50[f"{peer} (fp32)"] / ms, 3) for peer in peers},
+            "speedup_vs": {f"{name} {of}": round(p50[f"{name} ({of})"] / ms, 3)
+                           for name, of in _compared_with(variant, peers, same_model, libraries)},
             "accuracy": _accuracy(spec, base, library, peers.get("pytorch-eager"), test_images),
         })
     return {"model": model, "input_size": base.input_size, "target": target, "threads": threads, "batch": 1,
-            "peers_p50_ms": {f"{peer} fp32": round(p50[f"{peer} (fp32)"], 3) for peer in peers},
+            "peers_p50_ms": {**{f"{peer} fp32": round(p50[f"{peer} (fp32)"], 3) for peer in peers},
+                             **{f"{name} {variant}": round(p50[f"{name} ({variant})"], 3)
+                                for variant, built in same_model.items() for name in built}},
             "unavailable": unavailable, "rows": rows,
             "notes": ["Medians of interleaved rounds in one process; compare ratios, not absolute times.",
-                      "speedup_vs: the peer runs the unpruned fp32 model; the TVM library runs the variant.",
+                      "speedup_vs: '<peer> fp32' runs the unpruned fp32 model, '<peer> <int8 variant>' the "
+                      "variant's own Q/DQ model, 'tvm fp32' the fp32 TVM library; the TVM library runs the variant.",
                       "An untuned TVM library runs naive default schedules on CPU (tens of times slower)."]}
 
 
 def markdown(report: dict) -> str:
-    peers = list(report["peers_p50_ms"])
+    peers = list(dict.fromkeys(p for r in report["rows"] for p in r["speedup_vs"]))
     head = (f"| variant | params M | GMACs | .so MB | accuracy (mAP@0.5 / @0.5:0.95) | TVM ms | "
             + " | ".join(f"vs {p}" for p in peers) + " |")
     lines = [f"{report['model']} @ {report['input_size']}, batch 1, {report['threads']} threads, target "
-             f"{report['target']} (peers run the unpruned fp32 model: "
+             f"{report['target']} (peers: "
              + ", ".join(f"{p} {ms:.1f} ms" for p, ms in report["peers_p50_ms"].items()) + ")", "",
              head, "|" + " --- |" * (6 + len(peers))]
     for r in report["rows"]:
@@ -89,7 +112,8 @@ def markdown(report: dict) -> str:
         tvm = f"{r['tvm_p50_ms']:.1f}" + ("" if r["tuned"] else " (untuned)")
         lines.append(f"| {r['variant']} | {r['params_m']:.2f} | {r['gmacs']:.3f} | {r['library_mb']:.1f} | "
                      f"{acc['map50']:.3f} / {acc['map']:.3f} | {tvm} | "
-                     + " | ".join(f"{r['speedup_vs'][p]:.2f}x" for p in peers) + " |")
+                     + " | ".join(f"{r['speedup_vs'][p]:.2f}x" if p in r["speedup_vs"] else "-" for p in peers)
+                     + " |")
     kinds = sorted({r["accuracy"]["kind"] for r in report["rows"]})
     return "\n".join(lines + ["", "accuracy: " + "; ".join(kinds)])
 

@@ -151,6 +151,13 @@ def apply_variant(spec: ModelSpec, variant: str, weights_dir=None) -> ModelSpec:
     return spec
 
 
+def fp16_state_dict(module: torch.nn.Module) -> dict:
+    """The weights to commit: fp16 halves the bytes (loaded back as fp32); a tensor fp16 cannot
+    hold (|x| >= 65504) stays fp32."""
+    return {k: v.half() if v.is_floating_point() and v.abs().max() < 6e4 else v
+            for k, v in module.state_dict().items()}
+
+
 def save_variant(module: torch.nn.Module, model: str, variant: str, info: dict, weights_dir=None) -> Path:
     """Write a variant's weights (fp16, loaded back as fp32) with how it was made, atomically."""
     import io
@@ -160,10 +167,7 @@ def save_variant(module: torch.nn.Module, model: str, variant: str, info: dict, 
     if variant == "fp32" or not variant.replace("-", "").replace("_", "").isalnum():
         raise InputError(f"variant name must be letters, digits, - or _ and not 'fp32', got {variant!r}")
     buffer = io.BytesIO()
-    # fp16 halves the bytes; a tensor fp16 cannot hold (|x| >= 65504) stays fp32.
-    torch.save({"model": {k: v.half() if v.is_floating_point() and v.abs().max() < 6e4 else v
-                          for k, v in module.state_dict().items()},
-                "base": model, "variant": variant, **info}, buffer)
+    torch.save({"model": fp16_state_dict(module), "base": model, "variant": variant, **info}, buffer)
     return atomic_write_bytes(variant_path(model, variant, weights_dir), buffer.getvalue())
 
 

@@ -14,6 +14,7 @@ import torch
 
 from ..data import digits
 from ..fsutil import atomic_write_bytes
+from ..models import fp16_state_dict
 from .loss import DetectionLoss
 
 
@@ -156,7 +157,5 @@ def train(model, checkpoint: Path, config: TrainConfig, stream=sys.stderr, objec
 
 
 def export_weights(model, path: Path, steps: int, config: TrainConfig) -> Path:
-    """The weights alone, in fp16 (half the bytes; loaded back as fp32): what gets committed."""
-    return _save_atomically(path, {"model": {k: v.half() if v.is_floating_point() else v
-                                            for k, v in model.state_dict().items()},
-                                   "step": steps, "config": vars(config)})
+    """The weights alone, in fp16: what gets committed."""
+    return _save_atomically(path, {"model": fp16_state_dict(model), "step": steps, "config": vars(config)})

@@ -92,13 +92,21 @@ class TuningDatabase:
         return len(later) - len(measured)
 
     @property
-    def graph_layout(self) -> str:
-        """The conv layout of the graph its tasks came from (databases before layouts: NCHW)."""
-        return self.meta.get("graph_layout", "NCHW")
+    def graph_form(self):
+        """The form of the graph its tasks came from."""
+        from .tasks import GraphForm
+
+        return GraphForm.from_meta(self.meta)
 
     def open(self):
         """MetaSchedule's JSONDatabase over this directory (appends as trials are measured)."""
         from tvm.s_tir import meta_schedule as ms
+
+        kernel = self.graph_form.int8_kernel
+        if kernel:
+            from .int8_dot import register
+
+            register(kernel)  # loading parses traces that name its intrinsic
 
         return ms.database.JSONDatabase(str(self.directory / WORKLOAD_FILE), str(self.directory / RECORD_FILE),
                                         allow_missing=True)

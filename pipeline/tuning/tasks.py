@@ -3,12 +3,29 @@
 from dataclasses import dataclass
 
 
-# Graph layouts a database can be tuned on: Relax ConvertLayout's desired layouts per op. The
-# layout is stored in the database's meta.json; compiling uses the one its records were tuned on.
+# Graph layouts a database can be tuned on: Relax ConvertLayout's desired layouts per op.
 CONV_LAYOUTS = {"NCHW": None, "NHWC": {"relax.nn.conv2d": ["NHWC", "OHWI"]}}
 
 
-def fuse_for_tuning(mod, target, layout: str = "NCHW"):
+@dataclass(frozen=True)
+class GraphForm:
+    """The shape a graph is put in before its tasks are extracted: a database's records only
+    match tasks of the form it was tuned on, so the form is stored in its meta.json and
+    compiling uses it."""
+
+    layout: str = "NCHW"
+    int8_kernel: str | None = None  # a tuning/int8_dot.py kernel: int8 convs get its packed weights
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "GraphForm":
+        # databases from before layouts are NCHW, from before int8 kernels have none
+        return cls(meta.get("graph_layout", "NCHW"), meta.get("int8_kernel"))
+
+    def as_meta(self) -> dict:
+        return {"graph_layout": self.layout, "int8_kernel": self.int8_kernel}
+
+
+def fuse_for_tuning(mod, target, form: GraphForm = GraphForm()):
     """Legalize and fuse, then mark weights as layout-free. Tuning and compiling both start here:
     tasks extracted from anything else would never match records at compile time.
 
@@ -21,20 +38,32 @@ def fuse_for_tuning(mod, target, layout: str = "NCHW"):
 
     from ..passes.leaky_relu_as_maximum import leaky_relu_as_maximum
 
-    if layout not in CONV_LAYOUTS:
-        raise ValueError(f"unknown conv layout {layout!r}; known: {', '.join(CONV_LAYOUTS)}")
-    convert = [T.ConvertLayout(CONV_LAYOUTS[layout])] if CONV_LAYOUTS[layout] else []
-    passes = [leaky_relu_as_maximum, *convert, T.DecomposeOpsForInference(), T.CanonicalizeBindings(),
+    if form.layout not in CONV_LAYOUTS:
+        raise ValueError(f"unknown conv layout {form.layout!r}; known: {', '.join(CONV_LAYOUTS)}")
+    convert = [T.ConvertLayout(CONV_LAYOUTS[form.layout])] if CONV_LAYOUTS[form.layout] else []
+    passes = [leaky_relu_as_maximum, *convert, *_int8_packing(form), T.DecomposeOpsForInference(),
+              T.CanonicalizeBindings(),
               *relax_pipeline.library_dispatch_passes(target), T.LegalizeOps(), T.AnnotateTIROpPattern(),
               T.FoldConstant(), T.FuseOps(), T.FuseTIR(), T.AttachAttrLayoutFreeBuffers()]
     with target:
         return tvm.transform.Sequential(passes)(mod)
 
 
-def extract_tasks(mod, target, layout: str = "NCHW") -> list:
+def _int8_packing(form: GraphForm) -> list:
+    if form.int8_kernel is None:
+        return []
+    from ..passes.pack_int8_conv2d import pack_int8_conv2d
+    from .int8_dot import INT8_DOTS
+
+    # its intrinsic is registered where records are loaded or searched (database.py, int8_dot.py)
+    dot = INT8_DOTS[form.int8_kernel]
+    return [pack_int8_conv2d(dot.lanes, dot.group)]
+
+
+def extract_tasks(mod, target, form: GraphForm = GraphForm()) -> list:
     from tvm.s_tir import meta_schedule as ms
 
-    return ms.relax_integration.extract_tasks(fuse_for_tuning(mod, target, layout), target)
+    return ms.relax_integration.extract_tasks(fuse_for_tuning(mod, target, form), target)
 
 
 # TVM's own dispatcher reaches for names backend packages do not re-export (0.27: AttributeError for
@@ -62,7 +91,7 @@ def _gpu_default_schedules(_target) -> list:
 DEFAULT_SCHEDULES = {"llvm": lambda _target: [], "cuda": _gpu_default_schedules}
 
 
-def compile_with_database(mod, target, database, layout: str = "NCHW", pass_config: dict | None = None):
+def compile_with_database(mod, target, database, form: GraphForm = GraphForm(), pass_config: dict | None = None):
     """Build with tuned records applied, weight repacking folded into the constants, and every
     function without a record left on its default schedule."""
     import tvm
@@ -71,7 +100,7 @@ def compile_with_database(mod, target, database, layout: str = "NCHW", pass_conf
 
     @tvm.transform.module_pass(opt_level=3)
     def pipeline(mod, _ctx):
-        mod = fuse_for_tuning(mod, target, layout)
+        mod = fuse_for_tuning(mod, target, form)
         mod = T.MetaScheduleApplyDatabase(enable_warning=False)(mod)
         mod = tvm.transform.Sequential([*DEFAULT_SCHEDULES[target.kind.name](target), T.SplitLayoutRewritePreproc(),
                                         T.LiftTransformParams(), T.FoldConstant()])(mod)

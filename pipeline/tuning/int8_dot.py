@@ -1,0 +1,127 @@
+"""Integer dot-product kernels MetaSchedule tensorizes int8 convolutions with, as data.
+
+A kernel is a TensorIntrin (what it computes, and the instructions that compute it) plus the
+packed weight layout it reads: ``pack_int8_conv2d`` lays constant weights out as
+``[O/lanes, KH, KW, I/group, lanes, group]`` so that one call of the intrinsic reads ``lanes``
+output channels x ``group`` input channels as one contiguous vector. MetaSchedule cannot use
+the intrinsic on plain OHWI weights: its auto-tensorize mapping fails on the strided 2-D weight
+region ("high-dim region must be element-wise") and the tune silently keeps scalar code.
+
+``avx2-8x4`` is ours: x86 without VNNI multiplies u8 x i8 pairs with ``vpmaddubsw`` (16-bit
+saturating pair sums) and widens them with ``vpmaddwd`` against ones. With the 7-bit weights
+``slimdet quantize`` makes by default, the pair sums (at most 2 x 255 x 64) never saturate, so
+the result is exact.
+"""
+
+from dataclasses import dataclass
+from functools import cache
+
+
+@dataclass(frozen=True)
+class Int8Dot:
+    intrin: str  # the TensorIntrin's registered name (what tuning records' traces refer to)
+    lanes: int   # int32 outputs per call: output channels
+    group: int   # u8 x i8 products summed into each output: input channels
+    make: callable  # () -> (desc, impl) PrimFuncs
+
+
+def _avx2_8x4():
+    from tvm.script import tirx as T
+
+    @T.prim_func(s_tir=True)
+    def desc(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((8, 4), "int8", offset_factor=1),
+             C: T.Buffer((8,), "int32", offset_factor=1)) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:8], A[0:4], B[0:8, 0:4])
+            T.writes(C[0:8])
+            for i in T.serial(0, 8):
+                for k in T.serial(0, 4):
+                    with T.sblock("update"):
+                        vi, vk = T.axis.remap("SR", [i, k])
+                        C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+
+    @T.prim_func(s_tir=True)
+    def impl(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((8, 4), "int8", offset_factor=1),
+             C: T.Buffer((8,), "int32", offset_factor=1)) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:8], A[0:4], B[0:8, 0:4])
+            T.writes(C[0:8])
+            # the 4 input bytes, broadcast to all 8 lanes; each lane's 4 weights are contiguous
+            a = T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], "uint8x4"), dtype="int32"), 8),
+                              dtype="uint8x32")
+            pairs = T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.ub.sw"),
+                                            a, B.vload([0, 0], dtype="int8x32"), dtype="int16x16")
+            C[T.ramp(T.int32(0), 1, 8)] += T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd"), pairs, T.int16x16(1), dtype="int32x8")
+
+    return desc, impl
+
+
+INT8_DOTS = {
+    "avx2-8x4": Int8Dot("slimdet_dot_8x4_avx2", lanes=8, group=4, make=_avx2_8x4),
+}
+
+
+@cache
+def register(kernel: str) -> Int8Dot:
+    """The kernel, its intrinsic registered in this process (tuning searches with it, and compiling
+    replays records whose traces name it)."""
+    from tvm.s_tir import TensorIntrin
+
+    dot = INT8_DOTS[kernel]
+    TensorIntrin.register(dot.intrin, *dot.make(), override=True)
+    return dot
+
+
+AUTO_TENSORIZE = "meta_schedule.auto_tensorize"
+# Any loop annotation stops RewriteParallelVectorizeUnroll's loop fusion (HasAnnOrBinding).
+SCALAR_LOOP = "slimdet.loop_around_intrinsic"
+
+
+def _keep_intrinsic_loops_scalar():
+    """A postproc, run before RewriteParallelVectorizeUnroll, that marks the innermost loop above
+    every block to be tensorized. In 0.27 that postproc vectorizes the loops around a blockized
+    block as if it were innermost; the intrinsic's vectors inside a vectorized loop then fail to
+    build ("Cannot broadcast lanes=32 to 128") and every tensorized candidate is lost. The mark is
+    a schedule instruction, so it is in the trace records replay."""
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+
+    @derived_object
+    class KeepIntrinsicLoopsScalar(ms.postproc.PyPostproc):
+        def _initialize_with_tune_context(self, context) -> None:
+            pass
+
+        def apply(self, sch) -> bool:
+            for gvar in sch.mod.get_global_vars():
+                blocks = list(sch.get_child_blocks(sch.get_sblock("root", gvar.name_hint)))
+                while blocks:
+                    block = blocks.pop()
+                    blocks.extend(sch.get_child_blocks(block))
+                    loops = sch.get_loops(block)
+                    if AUTO_TENSORIZE in sch.get(block).annotations and loops:
+                        sch.annotate(loops[-1], SCALAR_LOOP, 1)
+            return True
+
+        def clone(self):
+            return KeepIntrinsicLoopsScalar()
+
+    return KeepIntrinsicLoopsScalar()
+
+
+def space_generator(kernel: str):
+    """LLVM's default design space with the kernel's tensorized tiling tried first on every block
+    it can compute (other blocks fall through to plain multi-level tiling)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    dot = register(kernel)
+    rules, postprocs = list(ms.ScheduleRule.create("llvm")), list(ms.Postproc.create("llvm"))
+    tiling = next(i for i, r in enumerate(rules) if type(r).__name__ == "MultiLevelTiling")
+    rules.insert(tiling, ms.schedule_rule.MultiLevelTilingWithIntrin(
+        dot.intrin, structure="SSRSRS", max_innermost_factor=64,
+        reuse_write=ms.schedule_rule.ReuseType(req="may", levels=[1, 2], scope="global")))
+    vectorize = next(i for i, p in enumerate(postprocs) if type(p).__name__ == "RewriteParallelVectorizeUnroll")
+    postprocs.insert(vectorize, _keep_intrinsic_loops_scalar())
+    reduction = next(i for i, p in enumerate(postprocs) if type(p).__name__ == "RewriteReductionBlock")
+    postprocs.insert(reduction + 1, ms.postproc.RewriteTensorize(vectorize_init_loop=True))
+    return ms.space_generator.PostOrderApply(sch_rules=rules, postprocs=postprocs, mutator_probs="from-target")

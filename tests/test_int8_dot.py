@@ -1,0 +1,94 @@
+"""Int8 dot-product kernels: MetaSchedule's design spaces for packed int8 convs tensorize with
+our AVX2 intrinsic, build to vpmaddubsw code, compute exactly, and leave float tasks alone."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+tvm = pytest.importorskip("tvm")
+tvm_ffi = pytest.importorskip("tvm_ffi")
+
+from pipeline import targets  # noqa: E402
+from pipeline.frontend import import_onnx, import_torch  # noqa: E402
+from pipeline.passes.integer_conv2d import integer_conv2d  # noqa: E402
+from pipeline.tuning.tasks import GraphForm, extract_tasks, task_flops  # noqa: E402
+from pipeline.tuning.tune import tune_contexts  # noqa: E402
+
+from .conftest import REPO  # noqa: E402
+from .qdq import quantized_onnx  # noqa: E402
+
+SHAPE = (1, 3, 20, 20)
+TARGET = targets.target_json(targets.PRESETS["x86-avx2"])
+FORM = GraphForm("NHWC", "avx2-8x4")
+
+
+def convs():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1))
+
+
+def postprocessed_spaces(mod, form):
+    """Every design space of the largest task, with the space generator's postprocs applied."""
+    target = tvm.target.Target(TARGET)
+    task = max(extract_tasks(mod, target, form), key=task_flops)
+    context = tune_contexts([task], 0, form)[0]
+    spaces = context.generate_design_space()
+    for sch in spaces:
+        assert all(postproc.apply(sch) for postproc in context.space_generator.postprocs)
+    return task, spaces
+
+
+def run(func_mod, args):
+    lib = tvm.compile(func_mod, target=tvm.target.Target(TARGET))
+    tensors = [tvm.runtime.tensor(a) for a in args]
+    lib["main"](*tensors)
+    return lib, tensors[-1].numpy()
+
+
+def test_packed_int8_conv_spaces_tensorize_into_vpmaddubsw_and_compute_exactly(tmp_path):
+    mod = integer_conv2d(import_onnx(quantized_onnx(convs(), SHAPE, tmp_path / "c.onnx"), "c", SHAPE))
+    task, spaces = postprocessed_spaces(mod, FORM)
+    assert "u8i8_packed" in task.task_name and spaces
+    rng = np.random.default_rng(0)
+    args = [rng.integers(0, 64 if "int" in str(p.ty.dtype) else 2, [int(d) for d in p.ty.shape]).astype(str(p.ty.dtype))
+            for p in task.dispatched[0]["main"].params]
+    _, want = run(task.dispatched[0], args)
+    for sch in spaces:
+        assert 'tensorize(' in str(sch.trace)
+        lib, got = run(sch.mod, args)
+        assert lib.mod.inspect_source("asm").count("vpmaddubsw") > 0
+        np.testing.assert_array_equal(got, want)
+
+
+def test_float_tasks_get_the_same_design_spaces_with_the_kernel_on():
+    mod = import_torch(convs().eval(), torch.rand(SHAPE), "c")
+    _, with_kernel = postprocessed_spaces(mod, FORM)
+    _, without = postprocessed_spaces(mod, GraphForm("NHWC"))
+    assert len(with_kernel) == len(without)
+    assert all(tvm_ffi.structural_equal(a.mod, b.mod) for a, b in zip(with_kernel, without))
+
+
+def test_a_database_with_tensorized_records_loads_in_a_fresh_process(tmp_path):
+    """Loading a JSON database parses its traces, which name our intrinsic: it must be
+    registered first (compiling from the committed int8 database failed without it)."""
+    import subprocess
+    import sys
+
+    from tvm.s_tir import meta_schedule as ms
+
+    from pipeline.tuning.database import open_database
+
+    mod = integer_conv2d(import_onnx(quantized_onnx(convs(), SHAPE, tmp_path / "c.onnx"), "c", SHAPE))
+    task, spaces = postprocessed_spaces(mod, FORM)
+    db = open_database(tmp_path / "db", TARGET, create=True)
+    db.save_meta(**FORM.as_meta())
+    database = db.open()
+    database.commit_tuning_record(ms.database.TuningRecord(
+        spaces[0].trace, database.commit_workload(task.dispatched[0]), [1e-3],
+        tvm.target.Target(TARGET)))
+    code = (f"from pipeline.tuning.database import open_database; "
+            f"print(len(open_database({str(tmp_path / 'db')!r}, {TARGET!r}).open()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "1"
