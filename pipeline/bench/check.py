@@ -2,11 +2,15 @@
 interleaved in one process, held against ``benchmarks/baselines/<preset>.json``.
 
 Ratios, not times: these machines are shared and noisy, but a load spike slows every engine of
-an interleaved round alike. A case fails when ``measured < baseline * (1 - tolerance)``.
+an interleaved round alike. A case fails when ``measured < baseline * (1 - tolerance)`` in two
+runs: a case below its floor is measured once more and keeps the better run, because a spike that
+lands on one engine's calls of a short run can move one ratio past any sane tolerance, while a
+real regression shows in both runs.
 """
 
 import datetime
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,7 @@ class CaseResult:
     measured: float
     baseline: float
     floor: float
+    runs: int = 1
 
     @property
     def ok(self):
@@ -59,6 +64,10 @@ def load_baseline(target: str, root=None) -> dict:
         raise SlimdetError(f"corrupt baseline {path}: {e}") from None
 
 
+def _below_floor(measured: dict, floors: dict) -> list:
+    return [peer for peer, floor in floors.items() if measured.get(peer, 0.0) < floor]
+
+
 def check(target: str = "x86", reps: int = 7, root=None, models=None) -> list:
     baseline = load_baseline(target, root)
     tolerance = baseline.get("tolerance", DEFAULT_TOLERANCE)
@@ -66,10 +75,16 @@ def check(target: str = "x86", reps: int = 7, root=None, models=None) -> list:
     for case in baseline["cases"]:
         if models and case["model"] not in models:
             continue
-        measured = measure_ratios(case, target, reps)
+        floors = {peer: round(base * (1 - tolerance), 4) for peer, base in case["ratios"].items()}
+        measured, runs = measure_ratios(case, target, reps), 1
+        if _below_floor(measured, floors):
+            print(f"[bench-check] {case['model']}: {', '.join(_below_floor(measured, floors))} below the floor; "
+                  f"measuring again to confirm", file=sys.stderr, flush=True)
+            again, runs = measure_ratios(case, target, reps), 2
+            measured = {peer: max(measured.get(peer, 0.0), again.get(peer, 0.0)) for peer in floors}
         name = f"{case['model']}@{case['input_size']} b{case['batch']} t{case['threads']}"
         for peer, base in case["ratios"].items():
-            results.append(CaseResult(name, peer, measured.get(peer, 0.0), base, round(base * (1 - tolerance), 4)))
+            results.append(CaseResult(name, peer, measured.get(peer, 0.0), base, floors[peer], runs))
     return results
 
 
@@ -89,11 +104,13 @@ def record(cases: list, target: str = "x86", reps: int = 7, tolerance: float = D
     other model/size/batch/threads stay as they were."""
     path = baseline_path(target, root)
     previous = load_baseline(target, root)["cases"] if path.exists() else []
-    recorded = merged_cases(previous, [{**case, "ratios": measure_ratios(case, target, reps)} for case in cases])
+    today = datetime.date.today().isoformat()
+    recorded = merged_cases(previous, [{**case, "ratios": measure_ratios(case, target, reps), "reps": reps,
+                                        "recorded": today} for case in cases])
     atomic_write_json(path, {
         "target": resolve_preset(target).name, "tolerance": tolerance, "cpu": cpu_model(),
-        "recorded": datetime.date.today().isoformat(), "reps": reps,
-        "meaning": "ratios = tuned TVM images/s / peer images/s, interleaved in one process",
+        "meaning": "ratios = tuned TVM images/s / peer images/s, medians of `reps` interleaved rounds "
+                   "in one process",
         "cases": recorded})
     return path
 
@@ -101,6 +118,7 @@ def record(cases: list, target: str = "x86", reps: int = 7, tolerance: float = D
 def format_results(results: list) -> str:
     lines = [f"{'case':<28} {'tvm vs':<14} {'measured':>9} {'baseline':>9} {'floor':>7}  status"]
     for r in results:
+        runs = " (best of 2 runs)" if r.runs > 1 else ""
         lines.append(f"{r.case:<28} {r.peer:<14} {r.measured:9.3f} {r.baseline:9.3f} {r.floor:7.3f}  "
-                     f"{'ok' if r.ok else 'REGRESSED'}")
+                     f"{'ok' if r.ok else 'REGRESSED'}{runs}")
     return "\n".join(lines)
