@@ -48,7 +48,7 @@ def cmd_compile(args):
 def cmd_tune(args):
     import logging
 
-    from .tuning.tune import tune
+    from .tuning.tune import POPULATION, tune
 
     if not args.verbose:  # our progress line replaces MetaSchedule's per-round tables
         logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
@@ -57,7 +57,7 @@ def cmd_tune(args):
     trials = args.trials or (EMULATED_TRIALS if emulate else 2000)
     report = tune(args.model, args.target, args.variant, args.imgsz, args.batch, trials, args.trials_per_task,
                   time_budget=args.time_budget, rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key,
-                  emulate=emulate, root=args.schedules)
+                  emulate=emulate, root=args.schedules, population=args.population or POPULATION)
     print(report.table())
     print(f"{report.trials_run} trials in {report.seconds / 60:.1f} min this run ({report.trials_before} before); "
           f"{report.coverage}")
@@ -139,6 +139,10 @@ def cmd_bench_gpu(args):
 DEFAULT_CHECK_CASES = [
     {"model": "yolov3-tiny", "input_size": 416, "batch": 1, "threads": 2},
     {"model": "yolov8n", "input_size": 640, "batch": 1, "threads": 2},
+    # int8: against the unpruned model on eager PyTorch, its own Q/DQ model on ONNX Runtime and
+    # OpenVINO, and the tuned fp32 library (issue 5's gates: >= 2x fp32, ahead of the int8 peers).
+    {"model": "yolov3-tiny", "variant": "int8", "input_size": 416, "batch": 1, "threads": 2,
+     "peers": ["pytorch-eager fp32", "onnxruntime int8", "openvino int8", "tvm fp32"]},
 ]
 
 
@@ -147,10 +151,12 @@ def cmd_bench_check(args):
 
     peers = args.peers.split(",")
     if args.record:
-        cases = [{**c, "peers": peers} for c in DEFAULT_CHECK_CASES if not args.model or c["model"] in args.model]
+        cases = [{"peers": peers, **c} for c in DEFAULT_CHECK_CASES
+                 if (not args.model or c["model"] in args.model)
+                 and (not args.variant or c.get("variant", "fp32") in args.variant)]
         print(f"wrote {check.record(cases, args.target, args.reps, args.tolerance)}")
         return
-    results = check.check(args.target, args.reps, models=args.model)
+    results = check.check(args.target, args.reps, models=args.model, variants=args.variant)
     print(check.format_results(results))
     failed = [r for r in results if not r.ok]
     if failed:
@@ -373,6 +379,9 @@ def build_parser():
     p.add_argument("--trials", type=int, help="total budget, trials already recorded included "
                    f"(default 2000; {EMULATED_TRIALS} on the emulated device)")
     p.add_argument("--trials-per-task", type=int)
+    p.add_argument("--population", type=int,
+                   help="candidates per evolutionary-search generation (default 512, upstream's; smaller: "
+                        "quicker iterations, a narrower search)")
     p.add_argument("--time-budget", type=float, help="seconds; stops after the trials in flight")
     p.add_argument("--rpc-tracker", help="HOST:PORT of a TVM RPC tracker with devices registered")
     p.add_argument("--rpc-key")
@@ -427,10 +436,12 @@ def build_parser():
     p = sub.add_parser("bench-check", help="hold tuned-TVM speed ratios against benchmarks/baselines/")
     p.add_argument("--target", default="x86")
     p.add_argument("--model", action="append", help="only this model (repeatable)")
+    p.add_argument("--variant", action="append", help="only this variant, e.g. fp32 or int8 (repeatable)")
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--record", action="store_true", help="measure and write the baseline instead of checking")
     p.add_argument("--tolerance", type=float, default=0.25)
-    p.add_argument("--peers", default="pytorch-eager,torch.compile,onnxruntime,openvino")
+    p.add_argument("--peers", default="pytorch-eager,torch.compile,onnxruntime,openvino",
+                   help="peers of the fp32 cases (variant cases name their own)")
     p.set_defaults(func=cmd_bench_check)
 
     p = sub.add_parser("eval", help="accuracy of compiled and peer engines through the same pre/post-processing")

@@ -88,7 +88,7 @@ def test_rpc_tune_on_the_emulated_device_survives_its_death_resumes_and_compiles
 
     root = tmp_path / "schedules"
     args = dict(model="yolov3-tiny", target="arm-aarch64", input_size=SIZE, trials=4, trials_per_iter=2,
-                max_tasks=1, root=root)
+                population=64, max_tasks=1, root=root)
     records = database_dir("arm-aarch64", "yolov3-tiny", "fp32", root) / RECORD_FILE
     tracker = rpc.start_tracker()
     try:

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,12 +22,15 @@ from pipeline.tuning.tune import tune
 from .conftest import REPO
 
 SIZE = 96  # small convs: quick trials
+# Two candidates measured per search iteration, from a population of 64 (upstream's 512 costs
+# tens of seconds of cost-model scoring per iteration on 2 cores).
+QUICK = {"trials_per_iter": 2, "population": 64}
 
 
 @pytest.fixture(scope="module")
 def tuned_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("schedules")
-    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=4, trials_per_iter=2, max_tasks=1, root=root)
+    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=4, **QUICK, max_tasks=1, root=root)
     assert report.trials_run >= 1
     return root, report
 
@@ -63,7 +67,7 @@ def test_rerun_resumes_and_counts_recorded_trials_against_the_budget(tuned_root)
     # An unnamed handler on MetaSchedule's logger (pytest adds such) once broke every second tune.
     logging.getLogger("tvm.s_tir.meta_schedule").addHandler(logging.NullHandler())
     assert done.trials_run == 0 and done.trials_before == first.trials_run
-    more = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=first.trials_run + 2, trials_per_iter=2,
+    more = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=first.trials_run + 2, **QUICK,
                 max_tasks=1, root=root)
     # The search may find no unmeasured candidate left in a tiny task: 0 is allowed, overshoot is not.
     assert more.trials_before == first.trials_run and more.trials_run <= 2
@@ -116,8 +120,8 @@ def test_torn_last_record_is_dropped_and_the_rest_kept(tuned_root, tmp_path):
 def test_kill_9_during_tuning_keeps_measured_trials_and_resumes(tmp_path):
     root = tmp_path / "schedules"
     code = (f"from pipeline.tuning.tune import tune\n"
-            f"tune('yolov3-tiny', 'x86-avx2', input_size={SIZE}, trials=400, trials_per_iter=2, max_tasks=1, "
-            f"root={str(root)!r})\n")
+            f"tune('yolov3-tiny', 'x86-avx2', input_size={SIZE}, trials=400, max_tasks=1, root={str(root)!r}, "
+            f"**{QUICK!r})\n")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     records = database_dir("x86-avx2", "yolov3-tiny", "fp32", root) / RECORD_FILE
@@ -133,7 +137,7 @@ def test_kill_9_during_tuning_keeps_measured_trials_and_resumes(tmp_path):
     db = open_database(records.parent, target)
     kept = db.record_count
     assert kept >= 2
-    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=kept + 2, trials_per_iter=2, max_tasks=1,
+    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=kept + 2, **QUICK, max_tasks=1,
                   root=root)
     assert report.trials_before >= kept and report.trials_run >= 1
 
@@ -153,26 +157,34 @@ def test_records_a_vanished_device_never_measured_are_dropped(tuned_root, tmp_pa
     assert db.drop_unmeasured_after(1) == 0  # records from before this run are never touched
 
 
-def test_tasks_are_tuned_in_waves_and_the_time_budget_stops_between_them(tmp_path):
+@pytest.fixture(scope="module")
+def one_wave(tmp_path_factory):
+    """Two tasks, one per wave, and a budget that expires in the first wave."""
+    root = tmp_path_factory.mktemp("waves")
+    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=8, **QUICK, max_tasks=2,
+                  tasks_per_wave=1, time_budget=0.001, root=root)
+    return root, report
+
+
+def test_tasks_are_tuned_in_waves_and_the_time_budget_stops_between_them(one_wave):
     """MetaSchedule saves nothing before it has visited every task of a tune once: waves bound
     that, and an expired budget ends the tune at the next wave, the first wave's records kept."""
-    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=8, trials_per_iter=2, max_tasks=2,
-                  tasks_per_wave=1, time_budget=0.001, root=tmp_path)
+    root, report = one_wave
     (_, _, first_trials, first_best), (_, _, second_trials, _) = report.per_task
     assert first_trials >= 2 and first_best is not None and second_trials == 0
-    directory = database_dir("x86-avx2", "yolov3-tiny", "fp32", tmp_path)
+    directory = database_dir("x86-avx2", "yolov3-tiny", "fp32", root)
     assert open_database(directory, targets.target_json(targets.PRESETS["x86-avx2"])).record_count == first_trials
     assert "1/2 tasks" in report.coverage
 
 
-def test_a_resumed_tune_covers_untuned_tasks_before_refining_tuned_ones(tmp_path):
+def test_a_resumed_tune_covers_untuned_tasks_before_refining_tuned_ones(one_wave, tmp_path):
     """Largest first on a fresh database; on resume the tasks with no record go first, so a time
     budget spent there leaves no task on a naive kernel that more trials could have covered."""
-    first = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=8, trials_per_iter=2, max_tasks=2,
-                 tasks_per_wave=1, time_budget=0.001, root=tmp_path)
+    root, first = one_wave
+    shutil.copytree(root, tmp_path, dirs_exist_ok=True)
     (largest, *_), (smaller, _, untouched, _) = first.per_task
     assert untouched == 0
-    resumed = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=16, trials_per_iter=2, max_tasks=2,
+    resumed = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=16, **QUICK, max_tasks=2,
                    tasks_per_wave=1, time_budget=0.001, root=tmp_path)
     (name, _, trials, _), (then, _, then_trials, _) = resumed.per_task
     assert (name, then) == (smaller, largest) and trials >= 2 and then_trials == 0

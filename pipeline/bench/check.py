@@ -19,6 +19,7 @@ from ..fsutil import atomic_write_json
 from ..targets import resolve_preset
 from ..tuning.database import cpu_model
 from .harness import bench_model
+from .variants import time_variants
 
 BASELINES_ROOT = Path(__file__).resolve().parents[2] / "benchmarks" / "baselines"
 DEFAULT_TOLERANCE = 0.25
@@ -38,16 +39,39 @@ class CaseResult:
         return self.measured >= self.floor
 
 
+def _require_tuned(tuned: bool, case: dict, variant: str, target: str):
+    if not tuned:
+        raise SlimdetError(f"{case['model']} {variant} @ {case['input_size']}: no tuning database for {target}; "
+                           f"the regression check measures tuned libraries")
+
+
 def measure_ratios(case: dict, target: str, reps: int) -> dict:
     """images/s of tvm divided by images/s of each peer, for one (model, size, batch, threads)."""
+    if case.get("variant", "fp32") != "fp32":
+        return _variant_ratios(case, target, reps)
     result = bench_model(case["model"], case["input_size"], target, (case["batch"],), (case["threads"],), (),
                          reps, engines=("tvm", *case["peers"]), memory=False)
     ips = {r["engine"]: r["images_per_s"] for r in result["rows"]}
-    tvm_row = next(r for r in result["rows"] if r["engine"] == "tvm")
-    if not tvm_row["tuned"]:
-        raise SlimdetError(f"{case['model']} @ {case['input_size']}: no tuning database for {target}; "
-                           f"the regression check measures tuned libraries")
+    _require_tuned(next(r for r in result["rows"] if r["engine"] == "tvm")["tuned"], case, "fp32", target)
     return {peer: round(ips["tvm"] / ips[peer], 4) for peer in case["peers"] if peer in ips}
+
+
+def _variant_ratios(case: dict, target: str, reps: int) -> dict:
+    """A variant's TVM library against peers named '<engine> <what it runs>': 'pytorch-eager fp32'
+    (the unpruned model), 'onnxruntime int8' (the variant's own Q/DQ model), 'tvm fp32' (the
+    tuned fp32 library); batch 1, at the model's own input size."""
+    variant, wanted = case["variant"], case["peers"]
+    fp32_peers = [p.split()[0] for p in wanted if p.endswith(" fp32") and not p.startswith("tvm ")]
+    variant_peers = [p.split()[0] for p in wanted if p.endswith(f" {variant}")]
+    variants = ("fp32", variant) if "tvm fp32" in wanted else (variant,)
+    timings = time_variants(case["model"], variants, target, case["threads"], reps, fp32_peers, variant_peers)
+    if (timings.base.input_size, case["batch"]) != (case["input_size"], 1):
+        raise SlimdetError(f"{case['model']} {variant}: variant cases run batch 1 at the model's input size "
+                           f"{timings.base.input_size}, not batch {case['batch']} at {case['input_size']}")
+    for name, library in timings.libraries.items():
+        _require_tuned(library.tuned, case, name, target)
+    speedups = timings.speedups(variant)
+    return {peer: speedups[peer] for peer in wanted if peer in speedups}
 
 
 def baseline_path(target: str, root=None) -> Path:
@@ -68,12 +92,12 @@ def _below_floor(measured: dict, floors: dict) -> list:
     return [peer for peer, floor in floors.items() if measured.get(peer, 0.0) < floor]
 
 
-def check(target: str = "x86", reps: int = 7, root=None, models=None) -> list:
+def check(target: str = "x86", reps: int = 7, root=None, models=None, variants=None) -> list:
     baseline = load_baseline(target, root)
     tolerance = baseline.get("tolerance", DEFAULT_TOLERANCE)
     results = []
     for case in baseline["cases"]:
-        if models and case["model"] not in models:
+        if (models and case["model"] not in models) or (variants and case.get("variant", "fp32") not in variants):
             continue
         floors = {peer: round(base * (1 - tolerance), 4) for peer, base in case["ratios"].items()}
         measured, runs = measure_ratios(case, target, reps), 1
@@ -82,14 +106,19 @@ def check(target: str = "x86", reps: int = 7, root=None, models=None) -> list:
                   f"measuring again to confirm", file=sys.stderr, flush=True)
             again, runs = measure_ratios(case, target, reps), 2
             measured = {peer: max(measured.get(peer, 0.0), again.get(peer, 0.0)) for peer in floors}
-        name = f"{case['model']}@{case['input_size']} b{case['batch']} t{case['threads']}"
+        name = f"{case_name(case)}@{case['input_size']} b{case['batch']} t{case['threads']}"
         for peer, base in case["ratios"].items():
             results.append(CaseResult(name, peer, measured.get(peer, 0.0), base, floors[peer], runs))
     return results
 
 
+def case_name(case: dict) -> str:
+    variant = case.get("variant", "fp32")
+    return case["model"] if variant == "fp32" else f"{case['model']}-{variant}"
+
+
 def _case_key(case: dict) -> tuple:
-    return case["model"], case["input_size"], case["batch"], case["threads"]
+    return case_name(case), case["input_size"], case["batch"], case["threads"]
 
 
 def merged_cases(previous: list, measured: list) -> list:
@@ -116,9 +145,9 @@ def record(cases: list, target: str = "x86", reps: int = 7, tolerance: float = D
 
 
 def format_results(results: list) -> str:
-    lines = [f"{'case':<28} {'tvm vs':<14} {'measured':>9} {'baseline':>9} {'floor':>7}  status"]
+    lines = [f"{'case':<28} {'tvm vs':<20} {'measured':>9} {'baseline':>9} {'floor':>7}  status"]
     for r in results:
         runs = " (best of 2 runs)" if r.runs > 1 else ""
-        lines.append(f"{r.case:<28} {r.peer:<14} {r.measured:9.3f} {r.baseline:9.3f} {r.floor:7.3f}  "
+        lines.append(f"{r.case:<28} {r.peer:<20} {r.measured:9.3f} {r.baseline:9.3f} {r.floor:7.3f}  "
                      f"{'ok' if r.ok else 'REGRESSED'}{runs}")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from distillation (the darknet ones) for the others.
 import statistics
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,27 @@ def _compared_with(variant: str, peers, same_model: dict, libraries: dict) -> li
     return pairs
 
 
-def variant_report(model: str, variants=("fp32",), target: str = "x86", threads: int = 2, reps: int = 9,
-                   test_images: int = 200, peers=PEERS, workdir=None) -> dict:
+@dataclass
+class VariantTimings:
+    """Medians of one interleaved run: each variant's TVM library, the unpruned fp32 model on the
+    fp32 peers, and each int8 variant's own Q/DQ model on the int8 peers."""
+    base: object  # the unpruned fp32 ModelSpec
+    specs: dict  # variant -> ModelSpec
+    libraries: dict  # variant -> its TVM engine
+    peers: dict  # fp32 peer name -> engine
+    same_model: dict  # variant -> {int8 peer name -> engine}
+    unavailable: dict
+    p50_ms: dict  # "<engine> (<what it runs>)" -> ms
+
+    def speedups(self, variant: str) -> dict:
+        """'<engine> <what it runs>' -> its time / the variant's TVM library's time."""
+        ms = self.p50_ms[f"tvm ({variant})"]
+        return {f"{name} {of}": round(self.p50_ms[f"{name} ({of})"] / ms, 3)
+                for name, of in _compared_with(variant, self.peers, self.same_model, self.libraries)}
+
+
+def time_variants(model: str, variants=("fp32",), target: str = "x86", threads: int = 2, reps: int = 9,
+                  peers=PEERS, int8_peers=INT8_PEERS, workdir=None) -> VariantTimings:
     workdir = Path(workdir or tempfile.mkdtemp(prefix="slimdet-variants-"))
     base = load_model(model)
     peers, unavailable, _ = make_engines(base, workdir / "fp32-peers", 1, target, peers)
@@ -61,8 +81,7 @@ def variant_report(model: str, variants=("fp32",), target: str = "x86", threads:
     same_model = {}  # variant -> its int8 peers
     for variant, spec in specs.items():
         if spec.qdq_onnx:
-            built, missing, _ = make_engines(spec, workdir / f"{variant}-peers", 1, target,
-                                             [p for p in INT8_PEERS if p in peers])
+            built, missing, _ = make_engines(spec, workdir / f"{variant}-peers", 1, target, int8_peers)
             same_model[variant] = built
             unavailable.update({f"{name} {variant}": why for name, why in missing.items()})
     timed = {**{f"{name} (fp32)": e for name, e in peers.items()},
@@ -73,26 +92,32 @@ def variant_report(model: str, variants=("fp32",), target: str = "x86", threads:
     x = np.random.default_rng(0).random((1, 3, base.input_size, base.input_size), dtype=np.float32)
     print(f"[report] timing {', '.join(timed)}: {threads} thread(s), {reps} rounds", file=sys.stderr, flush=True)
     p50 = {name: statistics.median(ms) for name, ms in time_interleaved(timed, x, reps).items()}
+    return VariantTimings(base, specs, libraries, peers, same_model, unavailable, p50)
+
+
+def variant_report(model: str, variants=("fp32",), target: str = "x86", threads: int = 2, reps: int = 9,
+                   test_images: int = 200, peers=PEERS, workdir=None) -> dict:
+    timings = time_variants(model, variants, target, threads, reps, peers,
+                            [p for p in INT8_PEERS if p in peers], workdir)
+    base, p50 = timings.base, timings.p50_ms
     rows = []
-    for variant, spec in specs.items():
+    for variant, spec in timings.specs.items():
         macs, params = count(spec.module, spec.example_input())
-        library = libraries[variant]
+        library = timings.libraries[variant]
         print(f"[report] accuracy of tvm ({variant})", file=sys.stderr, flush=True)
-        ms = p50[f"tvm ({variant})"]
         rows.append({
             "variant": variant, "weights": spec.weights, "params_m": round(params / 1e6, 3),
             "gmacs": round(macs / 1e9, 3), "library_mb": round(library.artifact_mb, 2),
             "tuned": library.tuned, "tuning": library.tuning.get("coverage") or library.tuning.get("reason"),
-            "trials": library.tuning.get("trials"), "tvm_p50_ms": round(ms, 3),
-            "speedup_vs": {f"{name} {of}": round(p50[f"{name} ({of})"] / ms, 3)
-                           for name, of in _compared_with(variant, peers, same_model, libraries)},
-            "accuracy": _accuracy(spec, base, library, peers.get("pytorch-eager"), test_images),
+            "trials": library.tuning.get("trials"), "tvm_p50_ms": round(p50[f"tvm ({variant})"], 3),
+            "speedup_vs": timings.speedups(variant),
+            "accuracy": _accuracy(spec, base, library, timings.peers.get("pytorch-eager"), test_images),
         })
     return {"model": model, "input_size": base.input_size, "target": target, "threads": threads, "batch": 1,
-            "peers_p50_ms": {**{f"{peer} fp32": round(p50[f"{peer} (fp32)"], 3) for peer in peers},
+            "peers_p50_ms": {**{f"{peer} fp32": round(p50[f"{peer} (fp32)"], 3) for peer in timings.peers},
                              **{f"{name} {variant}": round(p50[f"{name} ({variant})"], 3)
-                                for variant, built in same_model.items() for name in built}},
-            "unavailable": unavailable, "rows": rows,
+                                for variant, built in timings.same_model.items() for name in built}},
+            "unavailable": timings.unavailable, "rows": rows,
             "notes": ["Medians of interleaved rounds in one process; compare ratios, not absolute times.",
                       "speedup_vs: '<peer> fp32' runs the unpruned fp32 model, '<peer> <int8 variant>' the "
                       "variant's own Q/DQ model, 'tvm fp32' the fp32 TVM library; the TVM library runs the variant.",

@@ -15,6 +15,7 @@ from ..models import load_model
 from .builder import local_builder
 from .database import cpu_model, database_dir, open_database
 from .int8_dot import space_generator
+from .intrinsics import register_for as register_intrinsics_for
 from .measure import measurement
 from .tasks import GraphForm, coverage, extract_tasks, task_flops
 
@@ -46,21 +47,31 @@ def emulated_schedules():
     return cache_dir() / "emulated-schedules"
 
 
-def tune_contexts(tasks, seed: int, form: GraphForm = GraphForm()) -> list:
+# Candidates the evolutionary search keeps per generation (upstream's default). Each search
+# iteration scores them all with the cost model: smaller is quicker per trial and searches less.
+POPULATION = 512
+
+
+def tune_contexts(tasks, seed: int, form: GraphForm = GraphForm(), population: int = POPULATION) -> list:
     """One TuneContext per extracted task, logging to plain ``slimdet.tune.<task>`` loggers, its
     design space the target's own, with the form's int8 kernel tried first where it applies.
 
-    Upstream's ``extracted_tasks_to_tune_contexts`` re-runs ``logging.config.dictConfig`` with
-    every handler already on MetaSchedule's logger, listed by name: an unnamed one (pytest's,
-    a user's) makes it fail. It also searches with physical cores only (1 on 2 vCPUs).
+    Only the target's own tensor intrinsics are registered (intrinsics.py: a minute saved per
+    tuning process). Upstream's ``extracted_tasks_to_tune_contexts`` re-runs
+    ``logging.config.dictConfig`` with every handler already on MetaSchedule's logger, listed by
+    name: an unnamed one (pytest's, a user's) makes it fail. It also searches with physical cores
+    only (1 on 2 vCPUs).
     """
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.utils import fork_seed
 
+    for kind in {task.target.kind.name for task in tasks}:
+        register_intrinsics_for(kind)
     search_threads = len(os.sched_getaffinity(0))
     space = space_generator(form.int8_kernel) if form.int8_kernel else "post-order-apply"
     return [ms.TuneContext(mod=task.dispatched[0], target=task.target, space_generator=space,
-                           search_strategy="evolutionary", task_name=task.task_name,
+                           search_strategy=ms.search_strategy.EvolutionarySearch(population_size=population),
+                           task_name=task.task_name,
                            logger=logging.getLogger(f"slimdet.tune.{task.task_name}"), rand_state=rand_state,
                            num_threads=search_threads).clone()
             for task, rand_state in zip(tasks, fork_seed(seed, n=len(tasks)))]
@@ -105,7 +116,7 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
          trials: int = 2000, trials_per_task: int | None = None, trials_per_iter: int = 16,
          time_budget: float | None = None, rpc_tracker: str | None = None, rpc_key: str | None = None,
          emulate: bool = False, root=None, max_tasks: int | None = None, seed: int = 0,
-         tasks_per_wave: int = TASKS_PER_WAVE) -> TuneReport:
+         tasks_per_wave: int = TASKS_PER_WAVE, population: int = POPULATION) -> TuneReport:
     """Spend up to ``trials`` measured trials in total on this model/variant/target database:
     trials already recorded count against the budget, and the search warm-starts from them.
 
@@ -166,8 +177,8 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
             progress.task_offset = first
             with tempfile.TemporaryDirectory(prefix="slimdet-tune-") as work_dir, progress.catching_stop():
                 ms.tune.tune_tasks(
-                    tasks=tune_contexts(wave, seed + first, form), task_weights=[t.weight for t in wave],
-                    work_dir=work_dir,
+                    tasks=tune_contexts(wave, seed + first, form, population),
+                    task_weights=[t.weight for t in wave], work_dir=work_dir,
                     max_trials_global=budget, max_trials_per_task=per_task, num_trials_per_iter=trials_per_iter,
                     builder=builder, runner=measure.runner, database=database, cost_model="xgb",
                     measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress],
