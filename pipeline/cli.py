@@ -151,9 +151,7 @@ def cmd_bench_check(args):
 
     peers = args.peers.split(",")
     if args.record:
-        cases = [{"peers": peers, **c} for c in DEFAULT_CHECK_CASES
-                 if (not args.model or c["model"] in args.model)
-                 and (not args.variant or c.get("variant", "fp32") in args.variant)]
+        cases = [{"peers": peers, **c} for c in DEFAULT_CHECK_CASES if check.selected(c, args.model, args.variant)]
         print(f"wrote {check.record(cases, args.target, args.reps, args.tolerance)}")
         return
     results = check.check(args.target, args.reps, models=args.model, variants=args.variant)

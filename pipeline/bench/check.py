@@ -39,6 +39,15 @@ class CaseResult:
         return self.measured >= self.floor
 
 
+def case_variant(case: dict) -> str:
+    return case.get("variant", "fp32")
+
+
+def selected(case: dict, models=None, variants=None) -> bool:
+    """Whether ``case`` is among ``models`` and ``variants`` (None: all)."""
+    return (not models or case["model"] in models) and (not variants or case_variant(case) in variants)
+
+
 def _require_tuned(tuned: bool, case: dict, variant: str, target: str):
     if not tuned:
         raise SlimdetError(f"{case['model']} {variant} @ {case['input_size']}: no tuning database for {target}; "
@@ -47,7 +56,7 @@ def _require_tuned(tuned: bool, case: dict, variant: str, target: str):
 
 def measure_ratios(case: dict, target: str, reps: int) -> dict:
     """images/s of tvm divided by images/s of each peer, for one (model, size, batch, threads)."""
-    if case.get("variant", "fp32") != "fp32":
+    if case_variant(case) != "fp32":
         return _variant_ratios(case, target, reps)
     result = bench_model(case["model"], case["input_size"], target, (case["batch"],), (case["threads"],), (),
                          reps, engines=("tvm", *case["peers"]), memory=False)
@@ -59,15 +68,15 @@ def measure_ratios(case: dict, target: str, reps: int) -> dict:
 def _variant_ratios(case: dict, target: str, reps: int) -> dict:
     """A variant's TVM library against peers named '<engine> <what it runs>': 'pytorch-eager fp32'
     (the unpruned model), 'onnxruntime int8' (the variant's own Q/DQ model), 'tvm fp32' (the
-    tuned fp32 library); batch 1, at the model's own input size."""
+    tuned fp32 library); batch 1."""
     variant, wanted = case["variant"], case["peers"]
+    if case["batch"] != 1:
+        raise SlimdetError(f"{case['model']} {variant}: variant cases run batch 1, not {case['batch']}")
     fp32_peers = [p.split()[0] for p in wanted if p.endswith(" fp32") and not p.startswith("tvm ")]
     variant_peers = [p.split()[0] for p in wanted if p.endswith(f" {variant}")]
     variants = ("fp32", variant) if "tvm fp32" in wanted else (variant,)
-    timings = time_variants(case["model"], variants, target, case["threads"], reps, fp32_peers, variant_peers)
-    if (timings.base.input_size, case["batch"]) != (case["input_size"], 1):
-        raise SlimdetError(f"{case['model']} {variant}: variant cases run batch 1 at the model's input size "
-                           f"{timings.base.input_size}, not batch {case['batch']} at {case['input_size']}")
+    timings = time_variants(case["model"], variants, target, case["threads"], reps, fp32_peers, variant_peers,
+                            input_size=case["input_size"])
     for name, library in timings.libraries.items():
         _require_tuned(library.tuned, case, name, target)
     speedups = timings.speedups(variant)
@@ -97,13 +106,14 @@ def check(target: str = "x86", reps: int = 7, root=None, models=None, variants=N
     tolerance = baseline.get("tolerance", DEFAULT_TOLERANCE)
     results = []
     for case in baseline["cases"]:
-        if (models and case["model"] not in models) or (variants and case.get("variant", "fp32") not in variants):
+        if not selected(case, models, variants):
             continue
         floors = {peer: round(base * (1 - tolerance), 4) for peer, base in case["ratios"].items()}
         measured, runs = measure_ratios(case, target, reps), 1
-        if _below_floor(measured, floors):
-            print(f"[bench-check] {case['model']}: {', '.join(_below_floor(measured, floors))} below the floor; "
-                  f"measuring again to confirm", file=sys.stderr, flush=True)
+        low = _below_floor(measured, floors)
+        if low:
+            print(f"[bench-check] {case_name(case)}: {', '.join(low)} below the floor; measuring again to confirm",
+                  file=sys.stderr, flush=True)
             again, runs = measure_ratios(case, target, reps), 2
             measured = {peer: max(measured.get(peer, 0.0), again.get(peer, 0.0)) for peer in floors}
         name = f"{case_name(case)}@{case['input_size']} b{case['batch']} t{case['threads']}"
@@ -113,7 +123,7 @@ def check(target: str = "x86", reps: int = 7, root=None, models=None, variants=N
 
 
 def case_name(case: dict) -> str:
-    variant = case.get("variant", "fp32")
+    variant = case_variant(case)
     return case["model"] if variant == "fp32" else f"{case['model']}-{variant}"
 
 

@@ -67,11 +67,12 @@ class VariantTimings:
 
 
 def time_variants(model: str, variants=("fp32",), target: str = "x86", threads: int = 2, reps: int = 9,
-                  peers=PEERS, int8_peers=INT8_PEERS, workdir=None) -> VariantTimings:
+                  peers=PEERS, int8_peers=INT8_PEERS, workdir=None, input_size: int | None = None) -> VariantTimings:
+    """Batch 1, at ``input_size`` (default: the model's own)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="slimdet-variants-"))
-    base = load_model(model)
+    base = load_model(model, input_size)
     peers, unavailable, _ = make_engines(base, workdir / "fp32-peers", 1, target, peers)
-    specs = {v: load_model(model, None, v) for v in variants}
+    specs = {v: load_model(model, input_size, v) for v in variants}
     libraries = {}
     for variant, spec in specs.items():
         built, missing, _ = make_engines(spec, workdir / variant, 1, target, ("tvm",))

@@ -22,21 +22,19 @@ INTRINSIC_MODULES = {
 }
 
 
-def _package_without_init():
+def _install_package_without_init():
     if PACKAGE not in sys.modules:
         spec = importlib.util.find_spec(PACKAGE)
         package = importlib.util.module_from_spec(spec)  # submodules importable, none imported yet
         sys.modules[PACKAGE] = package
         setattr(importlib.import_module("tvm.s_tir"), "tensor_intrin", package)
-    return sys.modules[PACKAGE]
 
 
-def register_for(kind: str) -> tuple:
-    """Import the intrinsic modules of a target kind (``"llvm"``, ``"cuda"``); returns their names."""
+def register_for(kind: str):
+    """Import the intrinsic modules of a target kind (``"llvm"``, ``"cuda"``)."""
     if kind not in INTRINSIC_MODULES:
         raise UnknownTargetError(f"no tensor intrinsics known for target kind {kind!r}; "
-                         f"known: {', '.join(INTRINSIC_MODULES)}")
-    _package_without_init()
+                                 f"known: {', '.join(INTRINSIC_MODULES)}")
+    _install_package_without_init()
     for module in INTRINSIC_MODULES[kind]:
         importlib.import_module(f"{PACKAGE}.{module}")
-    return INTRINSIC_MODULES[kind]
