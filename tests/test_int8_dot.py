@@ -11,6 +11,7 @@ tvm_ffi = pytest.importorskip("tvm_ffi")
 
 from pipeline import targets  # noqa: E402
 from pipeline.frontend import import_onnx, import_torch  # noqa: E402
+from pipeline.passes import lower_int8  # noqa: E402
 from pipeline.passes.integer_conv2d import integer_conv2d  # noqa: E402
 from pipeline.tuning.tasks import GraphForm, extract_tasks, task_flops  # noqa: E402
 from pipeline.tuning.tune import tune_contexts  # noqa: E402
@@ -46,10 +47,14 @@ def run(func_mod, args):
     return lib, tensors[-1].numpy()
 
 
-def test_packed_int8_conv_spaces_tensorize_into_vpmaddubsw_and_compute_exactly(tmp_path):
-    mod = integer_conv2d(import_onnx(quantized_onnx(convs(), SHAPE, tmp_path / "c.onnx"), "c", SHAPE))
-    task, spaces = postprocessed_spaces(mod, FORM)
+@pytest.mark.parametrize("revision", [1, 2])
+def test_packed_int8_conv_spaces_tensorize_into_vpmaddubsw_and_compute_exactly(tmp_path, revision):
+    mod = lower_int8(import_onnx(quantized_onnx(convs(), SHAPE, tmp_path / "c.onnx"), "c", SHAPE))
+    task, spaces = postprocessed_spaces(mod, GraphForm("NHWC", "avx2-8x4", revision))
     assert "u8i8_packed" in task.task_name and spaces
+    # revision 2 pads inside the conv's own kernel (a 20x20 input padded to 22x22)
+    assert (revision == 2) == any(tuple(int(d) for d in p.ty.shape) == (1, 20, 20, 16)
+                                  for p in task.dispatched[0]["main"].params)
     rng = np.random.default_rng(0)
     args = [rng.integers(0, 64 if "int" in str(p.ty.dtype) else 2, [int(d) for d in p.ty.shape]).astype(str(p.ty.dtype))
             for p in task.dispatched[0]["main"].params]
@@ -92,3 +97,31 @@ def test_a_database_with_tensorized_records_loads_in_a_fresh_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "1"
+
+
+def test_candidates_whose_weight_repacking_cannot_be_removed_are_rejected(tmp_path):
+    """Revision 2 puts the zero-point pad in the conv's kernel; where the search inlines it,
+    tensorizing fails and the weight repacking lands inside the conv's loops, which made
+    MetaSchedule's argument analysis stop the whole tune. Such candidates must be rejected and
+    every accepted one must survive that analysis."""
+    from tvm import s_tir
+    from tvm.s_tir import meta_schedule as ms
+
+    mod = lower_int8(import_onnx(quantized_onnx(convs(), SHAPE, tmp_path / "c.onnx"), "c", SHAPE))
+    form = GraphForm("NHWC", "avx2-8x4", 2)
+    task = max(extract_tasks(mod, tvm.target.Target(TARGET), form), key=task_flops)
+    context = tune_contexts([task], 0, form)[0]
+    postprocs = context.space_generator.postprocs
+    spaces = context.generate_design_space()
+    rejected_last = accepted = 0
+    for seed in range(1, 61):  # fresh random decisions for every sampling instruction
+        sch = s_tir.Schedule(task.dispatched[0], seed=seed)
+        spaces[seed % len(spaces)].trace.apply_to_schedule(sch, remove_postproc=True,
+                                                           decision_provider=lambda *_: None)
+        verdicts = [postproc.apply(sch) for postproc in postprocs]
+        if all(verdicts[:-1]) and not verdicts[-1]:
+            rejected_last += 1
+        elif all(verdicts):
+            accepted += 1
+            ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)
+    assert rejected_last and accepted

@@ -10,11 +10,15 @@ tvm = pytest.importorskip("tvm")
 from tvm import relax  # noqa: E402
 
 from pipeline.frontend import import_onnx  # noqa: E402
+from pipeline.passes import lower_int8  # noqa: E402
 from pipeline.passes.integer_conv2d import integer_conv2d  # noqa: E402
+from pipeline.passes.leaky_relu_as_maximum import leaky_relu_as_maximum  # noqa: E402
 from pipeline.passes.pack_int8_conv2d import pack_int8_conv2d, pack_weight  # noqa: E402
+from pipeline.passes.pad_through_permute import pad_through_permute  # noqa: E402
 
 from .qdq import quantized_onnx, tvm_run  # noqa: E402
 from .test_integer_conv2d import conv_dtypes  # noqa: E402
+from .test_per_tensor_qdq_as_arithmetic import calls  # noqa: E402
 
 SHAPE = (1, 3, 20, 20)
 
@@ -53,3 +57,16 @@ def test_packed_convs_compute_the_same_integers(tmp_path):
     assert len(conv_dtypes(packed)) == 1  # the grouped conv stays a relax conv
     x = np.random.default_rng(2).random(SHAPE, dtype=np.float32)
     assert np.array_equal(tvm_run(packed, x), tvm_run(nhwc, x))
+
+
+def test_zero_point_pads_move_inside_the_packed_convs(tmp_path):
+    path = quantized_onnx(convs(), SHAPE, tmp_path / "convs.onnx")
+    # as tuning puts an int8 graph of revision 2 together: pads on NHWC activations, no transposes
+    nhwc = tvm.transform.Sequential([leaky_relu_as_maximum, relax.transform.ConvertLayout(
+        {"relax.nn.conv2d": ["NHWC", "OHWI"]}), pad_through_permute])(lower_int8(import_onnx(path, "convs", SHAPE)))
+    outside, inside = (pack_int8_conv2d(lanes=8, group=4, pads_inside=flag)(nhwc) for flag in (False, True))
+    # the strided and the dilated conv take their pads in; the RGB input's (padded before its
+    # transpose) and the grouped conv's stay
+    assert len(calls(outside, "relax.nn.pad")) - len(calls(inside, "relax.nn.pad")) == 2
+    x = np.random.default_rng(3).random(SHAPE, dtype=np.float32)
+    np.testing.assert_array_equal(tvm_run(inside, x), tvm_run(outside, x))

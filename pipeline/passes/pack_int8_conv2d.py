@@ -6,6 +6,11 @@ repacks each constant OHWI weight into ``[O/lanes, KH, KW, I/group, lanes, group
 compile time) and replaces the conv2d with a TIR conv that reads it so, which MetaSchedule can
 tensorize (see ``tuning/int8_dot.py``). Channels are zero-padded to whole blocks. Runs after
 ConvertLayout (NHWC); grouped convs, implicit padding and signed data stay as they are.
+
+With ``pads_inside``, a spatial ``nn.pad`` feeding the conv (the zero-point pad
+``integer_conv2d`` writes) becomes a stage of the packed conv's own kernel, its value a
+one-element tensor argument: no separate pad kernel or tuning task, and convs that differ only in
+their input's zero point share one kernel.
 """
 
 import numpy as np
@@ -15,7 +20,18 @@ from tvm import relax, te
 from .rewrite import constant_value
 
 
-def _conv(data, weight, strides, dilation, out_channels: int, lanes: int, group: int):
+def _padded(data, pad_value, pads):
+    """``data`` padded by (top, bottom, left, right) with ``pad_value[0]``, as a stage of the kernel."""
+    n, height, width, channels = data.shape
+    top, bottom, left, right = pads
+    return te.compute((n, height + top + bottom, width + left + right, channels), lambda b, h, w, c: te.if_then_else(
+        te.all(h >= top, h < height + top, w >= left, w < width + left), data[b, h - top, w - left, c],
+        pad_value[0]), name="pad")
+
+
+def _conv(data, weight, strides, dilation, out_channels: int, lanes: int, group: int, pad_value=None, pads=None):
+    if pad_value is not None:
+        data = _padded(data, pad_value, pads)
     n, height, width, channels = data.shape
     _, kh, kw, _, _, _ = weight.shape
     (sh, sw), (dh, dw) = strides, dilation
@@ -42,9 +58,21 @@ def pack_weight(ohwi: np.ndarray, lanes: int, group: int) -> np.ndarray:
 
 @relax.expr_functor.mutator
 class _Packer(relax.PyExprMutator):
-    def __init__(self, mod, lanes: int, group: int):
+    def __init__(self, mod, lanes: int, group: int, pads_inside: bool):
         super().__init__(mod)
-        self.lanes, self.group = lanes, group
+        self.lanes, self.group, self.pads_inside = lanes, group, pads_inside
+
+    def _spatial_pad(self, data):
+        """(unpadded data, [top, bottom, left, right], value) when ``data`` is a constant pad of the
+        NHWC spatial axes only, else None."""
+        pad = self.lookup_binding(data) if isinstance(data, relax.Var) else None
+        if not (isinstance(pad, relax.Call) and isinstance(pad.op, tvm.ir.Op) and pad.op.name == "relax.nn.pad"
+                and pad.attrs.pad_mode == "constant"):
+            return None
+        widths = [int(w) for w in pad.attrs.pad_width]
+        if any(widths[:2] + widths[6:]):
+            return None
+        return pad.args[0], widths[2:6], float(pad.attrs.pad_value)
 
     def _constant_ohwi(self, weight):
         """The weight as an OHWI numpy array when it is a constant (or a transposed one)."""
@@ -65,28 +93,34 @@ class _Packer(relax.PyExprMutator):
                 or (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NHWC", "OHWI", "NHWC")):
             return call
         out_channels, channels = ohwi.shape[0], ohwi.shape[3]
+        padding = {}
+        spatial_pad = self._spatial_pad(data) if self.pads_inside else None
+        if spatial_pad is not None:
+            data, pads, value = spatial_pad
+            padding = {"pad_value": relax.const(np.array([value], dtype="uint8")), "pads": pads}
         if channels % self.group:  # e.g. an RGB input: extra channels meet zero weights
             data = self.builder_.emit(relax.op.nn.pad(data, [0, 0, 0, 0, 0, 0, 0, _round_up(channels, self.group)
                                                              - channels]))
         packed = pack_weight(ohwi, self.lanes, self.group)
         conv = self.builder_.call_te(
             _conv, data, relax.const(packed), [int(s) for s in attrs.strides], [int(d) for d in attrs.dilation],
-            packed.shape[0] * self.lanes, self.lanes, self.group, primfunc_name_hint="conv2d_nhwc_u8i8_packed")
+            packed.shape[0] * self.lanes, self.lanes, self.group, **padding,
+            primfunc_name_hint="conv2d_nhwc_u8i8_packed")
         if out_channels % self.lanes:  # e.g. a detection head's 255 outputs: drop the padded ones
             conv = relax.op.strided_slice(self.builder_.emit(conv), axes=[3], begin=[0], end=[out_channels])
         return conv
 
 
-def pack_int8_conv2d(lanes: int, group: int):
+def pack_int8_conv2d(lanes: int, group: int, pads_inside: bool = False):
     """The pass for a kernel computing ``lanes`` outputs x ``group`` inputs per instruction."""
 
     @tvm.transform.module_pass(opt_level=0, name="PackInt8Conv2d")
     def transform(mod, _ctx):
-        packer = _Packer(mod, lanes, group)
+        packer = _Packer(mod, lanes, group, pads_inside)
         for gvar, func in mod.functions_items():
             if isinstance(func, relax.Function):
                 packer.builder_.update_func(gvar, packer.visit_expr(func))
-        # the OHWI weights the packed convs replaced are dead now
+        # the OHWI weights the packed convs replaced, and the pads they took in, are dead now
         return relax.transform.DeadCodeElimination()(packer.builder_.get())
 
     return transform

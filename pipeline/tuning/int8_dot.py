@@ -93,20 +93,61 @@ def _keep_intrinsic_loops_scalar():
             pass
 
         def apply(self, sch) -> bool:
-            for gvar in sch.mod.get_global_vars():
-                blocks = list(sch.get_child_blocks(sch.get_sblock("root", gvar.name_hint)))
-                while blocks:
-                    block = blocks.pop()
-                    blocks.extend(sch.get_child_blocks(block))
-                    loops = sch.get_loops(block)
-                    if AUTO_TENSORIZE in sch.get(block).annotations and loops:
-                        sch.annotate(loops[-1], SCALAR_LOOP, 1)
+            for block in _blocks(sch):
+                loops = sch.get_loops(block)
+                if AUTO_TENSORIZE in sch.get(block).annotations and loops:
+                    sch.annotate(loops[-1], SCALAR_LOOP, 1)
             return True
 
         def clone(self):
             return KeepIntrinsicLoopsScalar()
 
     return KeepIntrinsicLoopsScalar()
+
+
+def _blocks(sch):
+    """Every block of every function of the schedule, innermost last."""
+    for gvar in sch.mod.get_global_vars():
+        blocks = list(sch.get_child_blocks(sch.get_sblock("root", gvar.name_hint)))
+        while blocks:
+            block = blocks.pop()
+            blocks.extend(sch.get_child_blocks(block))
+            yield block
+
+
+LAYOUT_REWRITE = "meta_schedule.layout_rewrite_preproc"
+
+
+def _reject_layout_rewrites_in_loops():
+    """A postproc, run last, that rejects a candidate whose weight-repacking block reads its
+    constant at anything but plain loop variables. MetaSchedule computes every candidate's
+    arguments with the repacking removed, and that removal stops the whole process on such a
+    block (``RemoveWeightLayoutRewriteBlock``: "Check failed: ind.as<PrimVar>()"). It happens
+    where the search inlines a conv's padding stage into the conv (revision 2 int8 graphs):
+    tensorizing then fails and the repacking lands inside the conv's loops. Those candidates
+    are scalar code anyway."""
+    from tvm import tirx
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+
+    @derived_object
+    class RejectLayoutRewritesInLoops(ms.postproc.PyPostproc):
+        def _initialize_with_tune_context(self, context) -> None:
+            pass
+
+        def apply(self, sch) -> bool:
+            for block in _blocks(sch):
+                stmt = sch.get(block)
+                load = getattr(stmt.body, "value", None)  # the block is ``packed[...] = weight[...]``
+                if LAYOUT_REWRITE in stmt.annotations and not all(
+                        isinstance(i, tirx.Var) for i in getattr(load, "indices", [None])):
+                    return False
+            return True
+
+        def clone(self):
+            return RejectLayoutRewritesInLoops()
+
+    return RejectLayoutRewritesInLoops()
 
 
 def space_generator(kernel: str):
@@ -124,4 +165,5 @@ def space_generator(kernel: str):
     postprocs.insert(vectorize, _keep_intrinsic_loops_scalar())
     reduction = next(i for i, p in enumerate(postprocs) if type(p).__name__ == "RewriteReductionBlock")
     postprocs.insert(reduction + 1, ms.postproc.RewriteTensorize(vectorize_init_loop=True))
+    postprocs.append(_reject_layout_rewrites_in_loops())
     return ms.space_generator.PostOrderApply(sch_rules=rules, postprocs=postprocs, mutator_probs="from-target")

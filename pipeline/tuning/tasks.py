@@ -15,14 +15,26 @@ class GraphForm:
 
     layout: str = "NCHW"
     int8_kernel: str | None = None  # a tuning/int8_dot.py kernel: int8 convs get its packed weights
+    int8_revision: int = 1  # how graphs with an int8 kernel are put together: INT8_REVISIONS
 
     @classmethod
     def from_meta(cls, meta: dict) -> "GraphForm":
-        # databases from before layouts are NCHW, from before int8 kernels have none
-        return cls(meta.get("graph_layout", "NCHW"), meta.get("int8_kernel"))
+        # databases from before layouts are NCHW, from before int8 kernels have none, from before
+        # int8 revisions are revision 1
+        return cls(meta.get("graph_layout", "NCHW"), meta.get("int8_kernel"), meta.get("int8_revision", 1))
 
     def as_meta(self) -> dict:
-        return {"graph_layout": self.layout, "int8_kernel": self.int8_kernel}
+        return {"graph_layout": self.layout, "int8_kernel": self.int8_kernel, "int8_revision": self.int8_revision}
+
+
+# What each revision of an int8 graph adds to the one before; a database keeps the revision it was
+# tuned on (its records match no other), new databases get the latest.
+INT8_REVISIONS = {
+    1: "u8 x i8 convs on packed weights (pack_int8_conv2d)",
+    2: "zero-point pads without transposes, inside the packed conv; requantize constants as arguments, "
+       "so same-shaped layers share one kernel (yolov8-digits pruned46-int8: 120 tasks -> 64)",
+}
+LATEST_INT8_REVISION = max(INT8_REVISIONS)
 
 
 def fuse_for_tuning(mod, target, form: GraphForm = GraphForm()):
@@ -44,7 +56,7 @@ def fuse_for_tuning(mod, target, form: GraphForm = GraphForm()):
     passes = [leaky_relu_as_maximum, *convert, *_int8_packing(form), T.DecomposeOpsForInference(),
               T.CanonicalizeBindings(),
               *relax_pipeline.library_dispatch_passes(target), T.LegalizeOps(), T.AnnotateTIROpPattern(),
-              T.FoldConstant(), T.FuseOps(), T.FuseTIR(), T.AttachAttrLayoutFreeBuffers()]
+              T.FoldConstant(), T.FuseOps(), T.FuseTIR(), T.AttachAttrLayoutFreeBuffers(), *_int8_finishing(form)]
     with target:
         return tvm.transform.Sequential(passes)(mod)
 
@@ -53,11 +65,26 @@ def _int8_packing(form: GraphForm) -> list:
     if form.int8_kernel is None:
         return []
     from ..passes.pack_int8_conv2d import pack_int8_conv2d
+    from ..passes.pad_through_permute import pad_through_permute
+    from ..passes.scalar_operands_as_tensors import scalar_operands_as_tensors
     from .int8_dot import INT8_DOTS
 
+    if form.int8_revision not in INT8_REVISIONS:
+        raise ValueError(f"unknown int8 graph revision {form.int8_revision}; known: {sorted(INT8_REVISIONS)}")
     # its intrinsic is registered where records are loaded or searched (database.py, int8_dot.py)
     dot = INT8_DOTS[form.int8_kernel]
-    return [pack_int8_conv2d(dot.lanes, dot.group)]
+    if form.int8_revision == 1:
+        return [pack_int8_conv2d(dot.lanes, dot.group)]
+    return [pad_through_permute, pack_int8_conv2d(dot.lanes, dot.group, pads_inside=True),
+            scalar_operands_as_tensors]
+
+
+def _int8_finishing(form: GraphForm) -> list:
+    if form.int8_kernel is None or form.int8_revision < 2:
+        return []
+    from ..passes.scalars_not_layout_free import scalars_not_layout_free
+
+    return [scalars_not_layout_free]
 
 
 def extract_tasks(mod, target, form: GraphForm = GraphForm()) -> list:

@@ -17,7 +17,7 @@ from .database import cpu_model, database_dir, open_database
 from .int8_dot import space_generator
 from .intrinsics import register_for as register_intrinsics_for
 from .measure import measurement
-from .tasks import GraphForm, coverage, extract_tasks, task_flops
+from .tasks import LATEST_INT8_REVISION, GraphForm, coverage, extract_tasks, task_flops
 
 
 @dataclass
@@ -138,7 +138,8 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
                            tjson, create=True, model=model, variant=variant, preset=preset.name,
                            tvm_version=tvm.__version__, tvm_ffi_version=tvm_ffi.__version__)
         # A database keeps the graph form it was started with (its records only match that graph).
-        form = db.graph_form if db.record_count else GraphForm(preset.conv_layout, preset.int8_kernel)
+        form = db.graph_form if db.record_count else GraphForm(preset.conv_layout, preset.int8_kernel,
+                                                                    LATEST_INT8_REVISION)
         db.save_meta(**form.as_meta())
         tasks = extract_tasks(import_model(spec, batch), tvm_target, form)
         # Largest first: with max_tasks (used by quick CI tunes) the work that matters is kept.
