@@ -68,6 +68,8 @@ def cmd_tune(args):
     if report.device_lost:
         raise SlimdetError("the device stopped answering during the tune; records measured so far are saved, "
                            "run the same command again once it is back")
+    if report.interrupted:
+        sys.exit(130)  # what a shell expects of a command stopped by Ctrl-C
 
 
 def cmd_rpc(args):

@@ -63,8 +63,8 @@ class _Packer(relax.PyExprMutator):
         self.lanes, self.group, self.pads_inside = lanes, group, pads_inside
 
     def _spatial_pad(self, data):
-        """(unpadded data, [top, bottom, left, right], value) when ``data`` is a constant pad of the
-        NHWC spatial axes only, else None."""
+        """(unpadded data, [top, bottom, left, right], value) when ``data`` is a constant pad of
+        the NHWC spatial axes only, else None."""
         pad = self.lookup_binding(data) if isinstance(data, relax.Var) else None
         if not (isinstance(pad, relax.Call) and isinstance(pad.op, tvm.ir.Op) and pad.op.name == "relax.nn.pad"
                 and pad.attrs.pad_mode == "constant"):

@@ -1,6 +1,8 @@
 """Live tuning progress, and the time budget, as a MetaSchedule measure callback."""
 
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -34,6 +36,7 @@ class TuningProgress(PyMeasureCallback):
         self.trials_by_task = {}
         self.stopped_for_time = False
         self.device_lost = False
+        self.interrupted = False
         self.stop_reason = None
         self.lost = 0  # trials that failed because the device was gone: not spent budget
         self.task_offset = 0  # index of the current wave's first task (see tune.waves)
@@ -69,11 +72,36 @@ class TuningProgress(PyMeasureCallback):
         if self.deadline is not None and time.monotonic() > self.deadline and not self.stopped_for_time:
             self.stopped_for_time = True
             self._stop("time budget reached: stopping after the trials in flight")
+        if self.interrupted and self.stop_reason is None:
+            self._stop("interrupted: stopping after the trials in flight; run the same command again to resume")
         if runner_results and all(device_gone(run.error_msg) for run in runner_results) and not self.device_lost:
             self.device_lost = True
             self._stop("the device stopped answering (" + runner_results[0].error_msg.strip()
                        .splitlines()[0][:160] + "): stopping. Every trial measured so far is saved; run the "
                        "same command again once the device is back to resume")
+
+    @contextmanager
+    def stopping_on_interrupt(self):
+        """Around the whole tune: the first Ctrl-C (SIGINT) ends it at the next measured batch, as
+        the time budget does (what was measured stays saved, the meta too); a second interrupts
+        at once, the usual way. Python's default raised KeyboardInterrupt inside MetaSchedule's
+        C++ loop, which did not stop the tune."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def interrupt(_signum, _frame):
+            signal.signal(signal.SIGINT, previous)
+            self.interrupted = True
+            print("[tune] interrupt: stopping after the trials in flight (interrupt again to abort now)",
+                  file=self.stream, flush=True)
+
+        signal.signal(signal.SIGINT, interrupt)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     @contextmanager
     def catching_stop(self):

@@ -30,6 +30,7 @@ class TuneReport:
     coverage: str
     per_task: list  # (name, gflop, trials this run, best ms this run)
     device_lost: bool = False  # the remote device stopped answering; re-run to resume
+    interrupted: bool = False  # stopped by Ctrl-C; re-run to resume
 
     def table(self) -> str:
         lines = [f"{'task':<48} {'GFLOP':>7} {'trials':>6} {'best ms':>9} {'GFLOP/s':>8}"]
@@ -171,26 +172,28 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
                          cpu=None if measure.remote else cpu_model())
 
         builder = local_builder(cross_compiler=preset.cross_compiler)
-        for first, wave in waves(tasks, tasks_per_wave):
-            budget = wave_budget(remaining - (progress.done - progress.lost), wave, tasks[first:], trials_per_iter)
-            if budget <= 0 or progress.stop_reason or (first and progress.past_deadline()):
-                break
-            progress.task_offset = first
-            with tempfile.TemporaryDirectory(prefix="slimdet-tune-") as work_dir, progress.catching_stop():
-                ms.tune.tune_tasks(
-                    tasks=tune_contexts(wave, seed + first, form, population),
-                    task_weights=[t.weight for t in wave], work_dir=work_dir,
-                    max_trials_global=budget, max_trials_per_task=per_task, num_trials_per_iter=trials_per_iter,
-                    builder=builder, runner=measure.runner, database=database, cost_model="xgb",
-                    measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress],
-                    task_scheduler="gradient")
-            save_meta()
+        with progress.stopping_on_interrupt():
+            for first, wave in waves(tasks, tasks_per_wave):
+                left = remaining - (progress.done - progress.lost)
+                budget = wave_budget(left, wave, tasks[first:], trials_per_iter)
+                if budget <= 0 or progress.stop_reason or progress.interrupted or (first and progress.past_deadline()):
+                    break
+                progress.task_offset = first
+                with tempfile.TemporaryDirectory(prefix="slimdet-tune-") as work_dir, progress.catching_stop():
+                    ms.tune.tune_tasks(
+                        tasks=tune_contexts(wave, seed + first, form, population),
+                        task_weights=[t.weight for t in wave], work_dir=work_dir,
+                        max_trials_global=budget, max_trials_per_task=per_task, num_trials_per_iter=trials_per_iter,
+                        builder=builder, runner=measure.runner, database=database, cost_model="xgb",
+                        measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress],
+                        task_scheduler="gradient")
+                save_meta()
     seconds = time.monotonic() - start
     if progress.device_lost:
         db.drop_unmeasured_after(records_before)
     save_meta()
     report.trials_run, report.seconds = progress.done - progress.lost, seconds
-    report.device_lost = progress.device_lost
+    report.device_lost, report.interrupted = progress.device_lost, progress.interrupted
     report.coverage = coverage(tasks, db.open(), tvm_target).summary()
     report.per_task = [(name, task_flops(t) / 1e9, progress.trials_by_task.get(i, 0), progress.best_ms.get(i))
                        for i, (name, t) in enumerate(zip(names, tasks))]
