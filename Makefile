@@ -33,8 +33,9 @@ arm-tools:
 	@command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null && command -v debootstrap >/dev/null \
 		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(ARM_TOOLS) >/dev/null; }
 
+# --durations: the slowest tests in every CI log (the suite's budget is ~20 minutes)
 test: fetch arm-tools
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 test-fast: fetch
 	$(PY) -m pytest -q -m "not perf" tests

@@ -95,11 +95,12 @@ def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores
                 executable = tvm.compile(mod, target=tvm_target)
             tuning = {"database": None, "reason": why_not}
         else:
-            from .tuning.tasks import compile_with_database, coverage, extract_tasks
+            from .tuning.tasks import compile_fused, coverage, fuse_for_tuning, tasks_of_fused
 
             database, form = db.open(), db.graph_form
-            cover = coverage(extract_tasks(mod, tvm_target, form), database, tvm_target)
-            executable = compile_with_database(mod, tvm_target, database, form, pass_config)
+            fused = fuse_for_tuning(mod, tvm_target, form)
+            cover = coverage(tasks_of_fused(fused, tvm_target), database, tvm_target)
+            executable = compile_fused(fused, tvm_target, database, pass_config)
             tuning = {"database": str(db.directory), "trials": db.meta.get("trials"), "coverage": cover.summary(),
                       "conv_layout": form.layout, "int8_kernel": form.int8_kernel,
                       "tuned_tasks": cover.tuned_tasks, "tasks": cover.tasks,

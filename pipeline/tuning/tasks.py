@@ -88,9 +88,13 @@ def _int8_finishing(form: GraphForm) -> list:
 
 
 def extract_tasks(mod, target, form: GraphForm = GraphForm()) -> list:
+    return tasks_of_fused(fuse_for_tuning(mod, target, form), target)
+
+
+def tasks_of_fused(fused, target) -> list:
     from tvm.s_tir import meta_schedule as ms
 
-    return ms.relax_integration.extract_tasks(fuse_for_tuning(mod, target, form), target)
+    return ms.relax_integration.extract_tasks(fused, target)
 
 
 # TVM's own dispatcher reaches for names backend packages do not re-export (0.27: AttributeError for
@@ -121,20 +125,25 @@ DEFAULT_SCHEDULES = {"llvm": lambda _target: [], "cuda": _gpu_default_schedules}
 def compile_with_database(mod, target, database, form: GraphForm = GraphForm(), pass_config: dict | None = None):
     """Build with tuned records applied, weight repacking folded into the constants, and every
     function without a record left on its default schedule."""
+    return compile_fused(fuse_for_tuning(mod, target, form), target, database, pass_config)
+
+
+def compile_fused(fused, target, database, pass_config: dict | None = None):
+    """``compile_with_database`` for a module ``fuse_for_tuning`` already put in its form (whose
+    tasks a caller may have extracted too: fusing the int8 digits model takes ~15 s)."""
     import tvm
     from tvm import relax
     from tvm.relax import transform as T
 
     @tvm.transform.module_pass(opt_level=3)
     def pipeline(mod, _ctx):
-        mod = fuse_for_tuning(mod, target, form)
         mod = T.MetaScheduleApplyDatabase(enable_warning=False)(mod)
         mod = tvm.transform.Sequential([*DEFAULT_SCHEDULES[target.kind.name](target), T.SplitLayoutRewritePreproc(),
                                         T.LiftTransformParams(), T.FoldConstant()])(mod)
         return tvm.transform.Sequential(lowering_passes(target))(mod)
 
     with target, database, tvm.transform.PassContext(opt_level=3, config=pass_config or {}):
-        return relax.build(mod, target=target, relax_pipeline=pipeline)
+        return relax.build(fused, target=target, relax_pipeline=pipeline)
 
 
 def task_flops(task) -> float:
