@@ -56,7 +56,8 @@ def cmd_tune(args):
     emulate = args.emulate or (args.target == "arm" and not args.rpc_tracker)
     trials = args.trials or (EMULATED_TRIALS if emulate else 2000)
     report = tune(args.model, args.target, args.variant, args.imgsz, args.batch, trials, args.trials_per_task,
-                  time_budget=args.time_budget, rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key,
+                  trials_per_iter=args.trials_per_iter, time_budget=args.time_budget,
+                  rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key,
                   emulate=emulate, root=args.schedules, population=args.population or POPULATION)
     print(report.table())
     print(f"{report.trials_run} trials in {report.seconds / 60:.1f} min this run ({report.trials_before} before); "
@@ -379,6 +380,9 @@ def build_parser():
     p.add_argument("--trials", type=int, help="total budget, trials already recorded included "
                    f"(default 2000; {EMULATED_TRIALS} on the emulated device)")
     p.add_argument("--trials-per-task", type=int)
+    p.add_argument("--trials-per-iter", type=int, default=16,
+                   help="candidates measured per search iteration, the least a task gets (default 16; 8 covers "
+                        "a many-task model sooner, with a weaker first search)")
     p.add_argument("--population", type=int,
                    help="candidates per evolutionary-search generation (default 512, upstream's; smaller: "
                         "quicker iterations, a narrower search)")
