@@ -99,29 +99,46 @@ def test_a_database_with_tensorized_records_loads_in_a_fresh_process(tmp_path):
     assert out.stdout.strip() == "1"
 
 
-def test_candidates_whose_weight_repacking_cannot_be_removed_are_rejected(tmp_path):
-    """Revision 2 puts the zero-point pad in the conv's kernel; where the search inlines it,
-    tensorizing fails and the weight repacking lands inside the conv's loops, which made
-    MetaSchedule's argument analysis stop the whole tune. Such candidates must be rejected and
-    every accepted one must survive that analysis."""
+def _sampled_verdicts(task, form, rules=None, samples=40):
+    """Each postproc's verdict on ``samples`` candidates with fresh random decisions, drawn from the
+    design spaces of the form's space generator (``rules`` in place of its schedule rules), and
+    whether MetaSchedule's argument analysis (run on every candidate it measures) survived the
+    accepted ones."""
     from tvm import s_tir
+    from tvm.s_tir import meta_schedule as ms
+
+    context = tune_contexts([task], 0, form)[0]
+    if rules is not None:
+        generator = context.space_generator
+        context = ms.TuneContext(mod=context.mod, target=context.target, space_generator=ms.space_generator
+                                 .PostOrderApply(sch_rules=rules, postprocs=list(generator.postprocs)))
+    spaces = context.generate_design_space()
+    verdicts = []
+    for seed in range(1, samples + 1):
+        sch = s_tir.Schedule(task.dispatched[0], seed=seed)
+        spaces[seed % len(spaces)].trace.apply_to_schedule(sch, remove_postproc=True,
+                                                           decision_provider=lambda *_: None)
+        verdict = [postproc.apply(sch) for postproc in context.space_generator.postprocs]
+        if all(verdict):
+            ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)
+        verdicts.append(verdict)
+    return verdicts
+
+
+def test_pads_inside_packed_convs_stay_stages_and_bad_candidates_are_rejected(tmp_path):
+    """Revision 2 puts the zero-point pad in the conv's kernel. Computed inline into the conv it
+    defeats tensorizing, and the weight repacking then lands inside the conv's loops, which made
+    MetaSchedule's argument analysis end the whole tune. Our space never inlines the pad; with
+    the stock compute-location rule some candidates do, and the last postproc rejects them."""
     from tvm.s_tir import meta_schedule as ms
 
     mod = lower_int8(import_onnx(quantized_onnx(convs(), SHAPE, tmp_path / "c.onnx"), "c", SHAPE))
     form = GraphForm("NHWC", "avx2-8x4", 2)
     task = max(extract_tasks(mod, tvm.target.Target(TARGET), form), key=task_flops)
-    context = tune_contexts([task], 0, form)[0]
-    postprocs = context.space_generator.postprocs
-    spaces = context.generate_design_space()
-    rejected_last = accepted = 0
-    for seed in range(1, 61):  # fresh random decisions for every sampling instruction
-        sch = s_tir.Schedule(task.dispatched[0], seed=seed)
-        spaces[seed % len(spaces)].trace.apply_to_schedule(sch, remove_postproc=True,
-                                                           decision_provider=lambda *_: None)
-        verdicts = [postproc.apply(sch) for postproc in postprocs]
-        if all(verdicts[:-1]) and not verdicts[-1]:
-            rejected_last += 1
-        elif all(verdicts):
-            accepted += 1
-            ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)
-    assert rejected_last and accepted
+    assert all(all(verdict) for verdict in _sampled_verdicts(task, form))
+    # the LLVM rules end with RandomComputeLocation, which our space replaces in place
+    assert type(list(ms.ScheduleRule.create("llvm"))[-1]).__name__ == "RandomComputeLocation"
+    stock = [*list(tune_contexts([task], 0, form)[0].space_generator.sch_rules)[:-1],
+             ms.schedule_rule.RandomComputeLocation()]
+    verdicts = _sampled_verdicts(task, form, stock, samples=60)
+    assert any(all(v[:-1]) and not v[-1] for v in verdicts) and any(all(v) for v in verdicts)

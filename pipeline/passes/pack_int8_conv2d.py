@@ -20,13 +20,16 @@ from tvm import relax, te
 from .rewrite import constant_value
 
 
+PAD_STAGE = "pad"  # the name of the padding stage in a packed conv's kernel (tuning/int8_dot.py)
+
+
 def _padded(data, pad_value, pads):
     """``data`` padded by (top, bottom, left, right) with ``pad_value[0]``, as a stage of the kernel."""
     n, height, width, channels = data.shape
     top, bottom, left, right = pads
     return te.compute((n, height + top + bottom, width + left + right, channels), lambda b, h, w, c: te.if_then_else(
         te.all(h >= top, h < height + top, w >= left, w < width + left), data[b, h - top, w - left, c],
-        pad_value[0]), name="pad")
+        pad_value[0]), name=PAD_STAGE)
 
 
 def _conv(data, weight, strides, dilation, out_channels: int, lanes: int, group: int, pad_value=None, pads=None):

@@ -150,6 +150,33 @@ def _reject_layout_rewrites_in_loops():
     return RejectLayoutRewritesInLoops()
 
 
+def _compute_locations_except_pads():
+    """MetaSchedule's RandomComputeLocation for every block but a packed conv's padding stage,
+    which stays a stage of its own. Computing it inline into the conv (one of the locations that
+    rule samples) leaves a conditional in the conv's body that the intrinsic cannot match: about
+    one candidate in seven was scalar code, each with a "Tensorize failed" warning from C++."""
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+
+    from ..passes.pack_int8_conv2d import PAD_STAGE
+
+    @derived_object
+    class ComputeLocationsExceptPads(ms.schedule_rule.PyScheduleRule):
+        def __init__(self):
+            self.rule = ms.schedule_rule.RandomComputeLocation()
+
+        def _initialize_with_tune_context(self, context) -> None:
+            self.rule._initialize_with_tune_context(context)
+
+        def apply(self, sch, block):
+            return [sch] if sch.get(block).name_hint == PAD_STAGE else list(self.rule.apply(sch, block))
+
+        def clone(self):
+            return ComputeLocationsExceptPads()
+
+    return ComputeLocationsExceptPads()
+
+
 def space_generator(kernel: str):
     """LLVM's default design space with the kernel's tensorized tiling tried first on every block
     it can compute (other blocks fall through to plain multi-level tiling)."""
@@ -158,6 +185,8 @@ def space_generator(kernel: str):
     dot = register(kernel)
     rules, postprocs = list(ms.ScheduleRule.create("llvm")), list(ms.Postproc.create("llvm"))
     tiling = next(i for i, r in enumerate(rules) if type(r).__name__ == "MultiLevelTiling")
+    location = next(i for i, r in enumerate(rules) if type(r).__name__ == "RandomComputeLocation")
+    rules[location] = _compute_locations_except_pads()
     rules.insert(tiling, ms.schedule_rule.MultiLevelTilingWithIntrin(
         dot.intrin, structure="SSRSRS", max_innermost_factor=64,
         reuse_write=ms.schedule_rule.ReuseType(req="may", levels=[1, 2], scope="global")))
