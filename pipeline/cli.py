@@ -48,7 +48,7 @@ def cmd_compile(args):
 def cmd_tune(args):
     import logging
 
-    from .tuning.tune import POPULATION, tune
+    from .tuning.tune import POPULATION, TRIALS_PER_ITER, tune
 
     if not args.verbose:  # our progress line replaces MetaSchedule's per-round tables
         logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
@@ -56,7 +56,7 @@ def cmd_tune(args):
     emulate = args.emulate or (args.target == "arm" and not args.rpc_tracker)
     trials = args.trials or (EMULATED_TRIALS if emulate else 2000)
     report = tune(args.model, args.target, args.variant, args.imgsz, args.batch, trials, args.trials_per_task,
-                  trials_per_iter=args.trials_per_iter, time_budget=args.time_budget,
+                  trials_per_iter=args.trials_per_iter or TRIALS_PER_ITER, time_budget=args.time_budget,
                   rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key,
                   emulate=emulate, root=args.schedules, population=args.population or POPULATION)
     print(report.table())
@@ -380,7 +380,7 @@ def build_parser():
     p.add_argument("--trials", type=int, help="total budget, trials already recorded included "
                    f"(default 2000; {EMULATED_TRIALS} on the emulated device)")
     p.add_argument("--trials-per-task", type=int)
-    p.add_argument("--trials-per-iter", type=int, default=16,
+    p.add_argument("--trials-per-iter", type=int,
                    help="candidates measured per search iteration, the least a task gets (default 16; 8 covers "
                         "a many-task model sooner, with a weaker first search)")
     p.add_argument("--population", type=int,

@@ -53,20 +53,23 @@ def fuse_for_tuning(mod, target, form: GraphForm = GraphForm()):
     if form.layout not in CONV_LAYOUTS:
         raise ValueError(f"unknown conv layout {form.layout!r}; known: {', '.join(CONV_LAYOUTS)}")
     convert = [T.ConvertLayout(CONV_LAYOUTS[form.layout])] if CONV_LAYOUTS[form.layout] else []
-    passes = [leaky_relu_as_maximum, *convert, *_int8_packing(form), T.DecomposeOpsForInference(),
-              T.CanonicalizeBindings(),
+    int8_graph, int8_kernels = _int8_passes(form)
+    passes = [leaky_relu_as_maximum, *convert, *int8_graph, T.DecomposeOpsForInference(), T.CanonicalizeBindings(),
               *relax_pipeline.library_dispatch_passes(target), T.LegalizeOps(), T.AnnotateTIROpPattern(),
-              T.FoldConstant(), T.FuseOps(), T.FuseTIR(), T.AttachAttrLayoutFreeBuffers(), *_int8_finishing(form)]
+              T.FoldConstant(), T.FuseOps(), T.FuseTIR(), T.AttachAttrLayoutFreeBuffers(), *int8_kernels]
     with target:
         return tvm.transform.Sequential(passes)(mod)
 
 
-def _int8_packing(form: GraphForm) -> list:
+def _int8_passes(form: GraphForm) -> tuple[list, list]:
+    """(passes before legalization, passes after fusion) that put an int8 graph of the form's
+    revision together (INT8_REVISIONS)."""
     if form.int8_kernel is None:
-        return []
+        return [], []
     from ..passes.pack_int8_conv2d import pack_int8_conv2d
     from ..passes.pad_through_permute import pad_through_permute
     from ..passes.scalar_operands_as_tensors import scalar_operands_as_tensors
+    from ..passes.scalars_not_layout_free import scalars_not_layout_free
     from .int8_dot import INT8_DOTS
 
     if form.int8_revision not in INT8_REVISIONS:
@@ -74,17 +77,9 @@ def _int8_packing(form: GraphForm) -> list:
     # its intrinsic is registered where records are loaded or searched (database.py, int8_dot.py)
     dot = INT8_DOTS[form.int8_kernel]
     if form.int8_revision == 1:
-        return [pack_int8_conv2d(dot.lanes, dot.group)]
-    return [pad_through_permute, pack_int8_conv2d(dot.lanes, dot.group, pads_inside=True),
-            scalar_operands_as_tensors]
-
-
-def _int8_finishing(form: GraphForm) -> list:
-    if form.int8_kernel is None or form.int8_revision < 2:
-        return []
-    from ..passes.scalars_not_layout_free import scalars_not_layout_free
-
-    return [scalars_not_layout_free]
+        return [pack_int8_conv2d(dot.lanes, dot.group)], []
+    return ([pad_through_permute, pack_int8_conv2d(dot.lanes, dot.group, pads_inside=True),
+             scalar_operands_as_tensors], [scalars_not_layout_free])
 
 
 def extract_tasks(mod, target, form: GraphForm = GraphForm()) -> list:

@@ -51,6 +51,8 @@ def emulated_schedules():
 # Candidates the evolutionary search keeps per generation (upstream's default). Each search
 # iteration scores them all with the cost model: smaller is quicker per trial and searches less.
 POPULATION = 512
+# Candidates measured per search iteration: the least trials any task gets.
+TRIALS_PER_ITER = 16
 
 
 def tune_contexts(tasks, seed: int, form: GraphForm = GraphForm(), population: int = POPULATION) -> list:
@@ -114,7 +116,7 @@ def wave_budget(left: int, wave, tasks_left, trials_per_iter: int) -> int:
 
 
 def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int | None = None, batch: int = 1,
-         trials: int = 2000, trials_per_task: int | None = None, trials_per_iter: int = 16,
+         trials: int = 2000, trials_per_task: int | None = None, trials_per_iter: int = TRIALS_PER_ITER,
          time_budget: float | None = None, rpc_tracker: str | None = None, rpc_key: str | None = None,
          emulate: bool = False, root=None, max_tasks: int | None = None, seed: int = 0,
          tasks_per_wave: int = TASKS_PER_WAVE, population: int = POPULATION) -> TuneReport:
