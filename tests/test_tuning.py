@@ -117,9 +117,9 @@ def test_torn_last_record_is_dropped_and_the_rest_kept(tuned_root, tmp_path):
     assert records.read_bytes() == whole and db.record_count == whole.count(b"\n")
 
 
-def _tune_until_two_records(root):
-    """A one-task tune in its own process group, once it has saved two records: (the process,
-    its records file). The process prints whether the tune reports itself interrupted."""
+def _tune_until_records(root, count):
+    """A one-task tune in its own process group, once its database holds ``count`` records: (the
+    process, its records file). The process prints whether the tune reports itself interrupted."""
     code = (f"from pipeline.tuning.tune import tune\n"
             f"report = tune('yolov3-tiny', 'x86-avx2', input_size={SIZE}, trials=400, max_tasks=1, "
             f"root={str(root)!r}, **{QUICK!r})\n"
@@ -129,37 +129,35 @@ def _tune_until_two_records(root):
     records = database_dir("x86-avx2", "yolov3-tiny", "fp32", root) / RECORD_FILE
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline and proc.poll() is None:
-        if records.exists() and records.read_bytes().count(b"\n") >= 2:
+        if records.exists() and records.read_bytes().count(b"\n") >= count:
             break
         time.sleep(1)
     assert proc.poll() is None, "tuning ended before it could be stopped"
     return proc, records
 
 
-def test_kill_9_during_tuning_keeps_measured_trials_and_resumes(tmp_path):
+def test_ctrl_c_stops_a_tune_cleanly_and_kill_9_loses_only_trials_in_flight(tmp_path):
+    """One tune stopped twice, in two processes (each start costs a MetaSchedule task extraction):
+    Ctrl-C ends it at its next measured batch and returns normally (`slimdet tune` then exits 130),
+    everything measured saved and counted in meta.json; the same tune run again resumes, and
+    kill -9 during that run keeps every record written before it."""
     root = tmp_path / "schedules"
-    proc, records = _tune_until_two_records(root)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     target = targets.target_json(targets.PRESETS["x86-avx2"])
-    db = open_database(records.parent, target)
-    kept = db.record_count
-    assert kept >= 2
-    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=kept + 2, **QUICK, max_tasks=1,
-                  root=root)
-    assert report.trials_before >= kept and report.trials_run >= 1
-
-
-def test_an_interrupt_stops_the_tune_after_the_trials_in_flight(tmp_path):
-    """Ctrl-C: the tune ends at its next measured batch and returns normally (`slimdet tune` then
-    exits 130), everything measured saved and counted in meta.json."""
-    proc, records = _tune_until_two_records(tmp_path / "schedules")
+    proc, records = _tune_until_records(root, 2)
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0 and b"interrupted: True" in stdout, stderr[-2000:]
     assert b"interrupted: stopping after the trials in flight" in stderr
-    db = open_database(records.parent, targets.target_json(targets.PRESETS["x86-avx2"]))
+    db = open_database(records.parent, target)
     assert db.record_count >= 2 and db.meta["trials"] == db.record_count
+    saved = records.read_bytes()
+    interrupted = saved.count(b"\n")
+
+    proc, records = _tune_until_records(root, interrupted + 2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert records.read_bytes().startswith(saved)  # appended to, never rewritten
+    assert open_database(records.parent, target).record_count >= interrupted + 2
 
 
 def test_records_a_vanished_device_never_measured_are_dropped(tuned_root, tmp_path):
