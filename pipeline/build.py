@@ -102,7 +102,7 @@ def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores
             cover = coverage(tasks_of_fused(fused, tvm_target), database, tvm_target)
             executable = compile_fused(fused, tvm_target, database, pass_config)
             tuning = {"database": str(db.directory), "trials": db.meta.get("trials"), "coverage": cover.summary(),
-                      "conv_layout": form.layout, "int8_kernel": form.int8_kernel,
+                      "conv_layout": form.layout, "conv3x3": form.conv3x3, "int8_kernel": form.int8_kernel,
                       "tuned_tasks": cover.tuned_tasks, "tasks": cover.tasks,
                       "tuned_flop_fraction": round(cover.tuned_flops / cover.flops, 4) if cover.flops else 1.0}
     return Compiled(spec=spec, preset=preset, target_json=tjson, executable=executable,

@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 from .errors import SlimdetError
+from .tuning.tasks import CONV3X3_ALGORITHMS
 
 
 # Emulated trials take about a minute each (qemu): the default shows the path works, no more.
@@ -58,7 +59,8 @@ def cmd_tune(args):
     report = tune(args.model, args.target, args.variant, args.imgsz, args.batch, trials, args.trials_per_task,
                   trials_per_iter=args.trials_per_iter or TRIALS_PER_ITER, time_budget=args.time_budget,
                   rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key,
-                  emulate=emulate, root=args.schedules, population=args.population or POPULATION)
+                  emulate=emulate, root=args.schedules, population=args.population or POPULATION,
+                  conv3x3=args.conv3x3)
     print(report.table())
     print(f"{report.trials_run} trials in {report.seconds / 60:.1f} min this run ({report.trials_before} before); "
           f"{report.coverage}")
@@ -386,6 +388,9 @@ def build_parser():
     p.add_argument("--population", type=int,
                    help="candidates per evolutionary-search generation (default 512, upstream's; smaller: "
                         "quicker iterations, a narrower search)")
+    p.add_argument("--conv3x3", choices=sorted(CONV3X3_ALGORITHMS),
+                   help="how a new database computes fp32 3x3 stride-1 convs (default direct; winograd4: "
+                        "Winograd F(4x4, 3x3)); an existing database keeps its own")
     p.add_argument("--time-budget", type=float, help="seconds; stops after the trials in flight")
     p.add_argument("--rpc-tracker", help="HOST:PORT of a TVM RPC tracker with devices registered")
     p.add_argument("--rpc-key")

@@ -75,6 +75,26 @@ def test_rerun_resumes_and_counts_recorded_trials_against_the_budget(tuned_root)
     assert meta["trials"] == first.trials_run + more.trials_run
 
 
+def test_a_winograd_database_tunes_compiles_exactly_and_keeps_its_form(tmp_path):
+    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=2, **QUICK, max_tasks=1, root=tmp_path,
+                  conv3x3="winograd4")
+    assert "winograd" in report.per_task[0][0] and report.trials_run >= 1  # the largest conv is 3x3
+    spec = load_model("yolov3-tiny", SIZE)
+    compiled = build.compile_spec(spec, "x86-avx2", schedules_root=tmp_path)
+    assert compiled.tuning["conv3x3"] == "winograd4" and compiled.tuning["tuned_tasks"] == 1
+    import tvm
+    from tvm import relax
+
+    x = np.random.default_rng(0).random(compiled.input_shape, dtype=np.float32)
+    got = relax.VirtualMachine(compiled.executable, tvm.cpu())["main"](tvm.runtime.tensor(x))
+    with torch.no_grad():
+        want = spec.module(torch.from_numpy(x))
+    for g, w in zip(got, want):
+        assert np.abs(g.numpy() - w.numpy()).max() < 1e-4 * np.abs(w.numpy()).max()
+    with pytest.raises(TuningDatabaseError, match="tuned with winograd4 3x3 convs, not direct"):
+        tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=4, max_tasks=1, root=tmp_path, conv3x3="direct")
+
+
 def test_records_are_never_applied_to_another_target(tuned_root):
     root, _ = tuned_root
     directory = database_dir("x86-avx2", "yolov3-tiny", "fp32", root)

@@ -17,7 +17,7 @@ import numpy as np
 import tvm
 from tvm import relax, te
 
-from .rewrite import constant_value
+from .rewrite import constant_ohwi
 
 
 PAD_STAGE = "pad"  # the name of the padding stage in a packed conv's kernel (tuning/int8_dot.py)
@@ -77,20 +77,12 @@ class _Packer(relax.PyExprMutator):
             return None
         return pad.args[0], widths[2:6], float(pad.attrs.pad_value)
 
-    def _constant_ohwi(self, weight):
-        """The weight as an OHWI numpy array when it is a constant (or a transposed one)."""
-        value = self.lookup_binding(weight) if isinstance(weight, relax.Var) else weight
-        if isinstance(value, relax.Call) and value.op.name == "relax.permute_dims":
-            source = constant_value(value.args[0])
-            return None if source is None else np.transpose(source, [int(a) for a in value.attrs.axes])
-        return constant_value(value)
-
     def visit_call_(self, call):
         call = self.visit_expr_post_order(call)
         if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
             return call
         attrs, (data, weight) = call.attrs, call.args
-        ohwi = self._constant_ohwi(weight)
+        ohwi = constant_ohwi(self.lookup_binding, weight)
         if (ohwi is None or ohwi.dtype != np.int8 or str(data.ty.dtype) != "uint8"
                 or attrs.out_dtype != "int32" or attrs.groups != 1 or any(int(p) for p in attrs.padding)
                 or (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NHWC", "OHWI", "NHWC")):

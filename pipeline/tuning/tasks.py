@@ -16,15 +16,28 @@ class GraphForm:
     layout: str = "NCHW"
     int8_kernel: str | None = None  # a tuning/int8_dot.py kernel: int8 convs get its packed weights
     int8_revision: int = 1  # how graphs with an int8 kernel are put together: INT8_REVISIONS
+    conv3x3: str = "direct"  # how fp32 3x3 stride-1 convs are computed: CONV3X3_ALGORITHMS
 
     @classmethod
     def from_meta(cls, meta: dict) -> "GraphForm":
         # databases from before layouts are NCHW, from before int8 kernels have none, from before
-        # int8 revisions are revision 1
-        return cls(meta.get("graph_layout", "NCHW"), meta.get("int8_kernel"), meta.get("int8_revision", 1))
+        # int8 revisions are revision 1, from before Winograd convs direct
+        return cls(meta.get("graph_layout", "NCHW"), meta.get("int8_kernel"), meta.get("int8_revision", 1),
+                   meta.get("conv3x3", "direct"))
 
     def as_meta(self) -> dict:
-        return {"graph_layout": self.layout, "int8_kernel": self.int8_kernel, "int8_revision": self.int8_revision}
+        return {"graph_layout": self.layout, "int8_kernel": self.int8_kernel, "int8_revision": self.int8_revision,
+                "conv3x3": self.conv3x3}
+
+
+def _winograd4():
+    from ..passes.winograd_conv2d import winograd_conv2d
+
+    return [winograd_conv2d(4)]
+
+
+# How fp32 3x3 stride-1 NHWC convs with constant weights are computed: name -> () -> passes.
+CONV3X3_ALGORITHMS = {"direct": list, "winograd4": _winograd4}
 
 
 # What each revision of an int8 graph adds to the one before; a database keeps the revision it was
@@ -52,9 +65,11 @@ def fuse_for_tuning(mod, target, form: GraphForm = GraphForm()):
 
     if form.layout not in CONV_LAYOUTS:
         raise ValueError(f"unknown conv layout {form.layout!r}; known: {', '.join(CONV_LAYOUTS)}")
+    if form.conv3x3 not in CONV3X3_ALGORITHMS:
+        raise ValueError(f"unknown 3x3 conv algorithm {form.conv3x3!r}; known: {', '.join(CONV3X3_ALGORITHMS)}")
     convert = [T.ConvertLayout(CONV_LAYOUTS[form.layout])] if CONV_LAYOUTS[form.layout] else []
     int8_graph, int8_kernels = _int8_passes(form)
-    passes = [leaky_relu_as_maximum, *convert, *int8_graph, T.DecomposeOpsForInference(), T.CanonicalizeBindings(),
+    passes = [leaky_relu_as_maximum, *convert, *CONV3X3_ALGORITHMS[form.conv3x3](), *int8_graph, T.DecomposeOpsForInference(), T.CanonicalizeBindings(),
               *relax_pipeline.library_dispatch_passes(target), T.LegalizeOps(), T.AnnotateTIROpPattern(),
               T.FoldConstant(), T.FuseOps(), T.FuseTIR(), T.AttachAttrLayoutFreeBuffers(), *int8_kernels]
     with target:

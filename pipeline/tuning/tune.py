@@ -13,7 +13,7 @@ from .. import targets
 from ..build import import_model
 from ..models import load_model
 from .builder import local_builder
-from .database import cpu_model, database_dir, open_database
+from .database import TuningDatabaseError, cpu_model, database_dir, open_database
 from .int8_dot import space_generator
 from .intrinsics import register_for as register_intrinsics_for
 from .measure import measurement
@@ -119,13 +119,17 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
          trials: int = 2000, trials_per_task: int | None = None, trials_per_iter: int = TRIALS_PER_ITER,
          time_budget: float | None = None, rpc_tracker: str | None = None, rpc_key: str | None = None,
          emulate: bool = False, root=None, max_tasks: int | None = None, seed: int = 0,
-         tasks_per_wave: int = TASKS_PER_WAVE, population: int = POPULATION) -> TuneReport:
+         tasks_per_wave: int = TASKS_PER_WAVE, population: int = POPULATION,
+         conv3x3: str | None = None) -> TuneReport:
     """Spend up to ``trials`` measured trials in total on this model/variant/target database:
     trials already recorded count against the budget, and the search warm-starts from them.
 
     Trials run on this machine, on the devices behind ``rpc_tracker`` under ``rpc_key``, or with
     ``emulate`` on the emulated aarch64 device, whose database goes to the cache (``root`` unless
-    given), never into ``schedules/``: emulated timings say nothing about an ARM board."""
+    given), never into ``schedules/``: emulated timings say nothing about an ARM board.
+
+    ``conv3x3``: how a new database computes fp32 3x3 stride-1 convs (tasks.CONV3X3_ALGORITHMS;
+    default direct); an existing one keeps its own, and asking it for another is an error."""
     import tvm
     import tvm_ffi
     from tvm.s_tir import meta_schedule as ms
@@ -142,7 +146,10 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
                            tvm_version=tvm.__version__, tvm_ffi_version=tvm_ffi.__version__)
         # A database keeps the graph form it was started with (its records only match that graph).
         form = db.graph_form if db.record_count else GraphForm(preset.conv_layout, preset.int8_kernel,
-                                                                    LATEST_INT8_REVISION)
+                                                                    LATEST_INT8_REVISION, conv3x3 or "direct")
+        if conv3x3 and conv3x3 != form.conv3x3:
+            raise TuningDatabaseError(f"{db.directory} was tuned with {form.conv3x3} 3x3 convs, not {conv3x3}: tune "
+                                  f"{conv3x3} into another schedules root (--schedules)")
         db.save_meta(**form.as_meta())
         tasks = extract_tasks(import_model(spec, batch), tvm_target, form)
         # Largest first: with max_tasks (used by quick CI tunes) the work that matters is kept.
