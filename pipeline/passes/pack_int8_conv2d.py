@@ -17,7 +17,7 @@ import numpy as np
 import tvm
 from tvm import relax, te
 
-from .rewrite import constant_ohwi
+from .rewrite import mutate_functions, nhwc_conv_with_constant_weight
 
 
 PAD_STAGE = "pad"  # the name of the padding stage in a packed conv's kernel (tuning/int8_dot.py)
@@ -79,14 +79,10 @@ class _Packer(relax.PyExprMutator):
 
     def visit_call_(self, call):
         call = self.visit_expr_post_order(call)
-        if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+        conv = nhwc_conv_with_constant_weight(self, call, "uint8", "int8")
+        if conv is None or conv[0].out_dtype != "int32" or any(int(p) for p in conv[0].padding):
             return call
-        attrs, (data, weight) = call.attrs, call.args
-        ohwi = constant_ohwi(self.lookup_binding, weight)
-        if (ohwi is None or ohwi.dtype != np.int8 or str(data.ty.dtype) != "uint8"
-                or attrs.out_dtype != "int32" or attrs.groups != 1 or any(int(p) for p in attrs.padding)
-                or (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NHWC", "OHWI", "NHWC")):
-            return call
+        attrs, data, ohwi = conv
         out_channels, channels = ohwi.shape[0], ohwi.shape[3]
         padding = {}
         spatial_pad = self._spatial_pad(data) if self.pads_inside else None
@@ -111,11 +107,6 @@ def pack_int8_conv2d(lanes: int, group: int, pads_inside: bool = False):
 
     @tvm.transform.module_pass(opt_level=0, name="PackInt8Conv2d")
     def transform(mod, _ctx):
-        packer = _Packer(mod, lanes, group, pads_inside)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                packer.builder_.update_func(gvar, packer.visit_expr(func))
-        # the OHWI weights the packed convs replaced, and the pads they took in, are dead now
-        return relax.transform.DeadCodeElimination()(packer.builder_.get())
+        return mutate_functions(_Packer(mod, lanes, group, pads_inside), mod)
 
     return transform

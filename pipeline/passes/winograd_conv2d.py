@@ -17,7 +17,7 @@ import tvm
 from tvm import relax, te
 from tvm.topi.utils import const_matrix
 
-from .rewrite import constant_ohwi
+from .rewrite import mutate_functions, nhwc_conv_with_constant_weight
 
 # MetaSchedule's kOutEWiseFusable: elementwise consumers (bias, activation) fuse into the output stage.
 OUT_ELEMWISE_FUSABLE = 4
@@ -80,15 +80,11 @@ class _Winograd(relax.PyExprMutator):
 
     def visit_call_(self, call):
         call = self.visit_expr_post_order(call)
-        if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+        conv = nhwc_conv_with_constant_weight(self, call, "float32", "float32")
+        if conv is None or conv[2].shape[1:3] != (3, 3) or conv[0].out_dtype not in ("float32", "") or any(
+                int(s) != 1 for s in (*conv[0].strides, *conv[0].dilation)):
             return call
-        attrs, (data, weight) = call.attrs, call.args
-        ohwi = constant_ohwi(self.lookup_binding, weight)
-        if (ohwi is None or ohwi.dtype != np.float32 or str(data.ty.dtype) != "float32"
-                or attrs.out_dtype not in ("float32", "") or attrs.groups != 1 or ohwi.shape[1:3] != (3, 3)
-                or any(int(s) != 1 for s in (*attrs.strides, *attrs.dilation))
-                or (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NHWC", "OHWI", "NHWC")):
-            return call
+        attrs, data, ohwi = conv
         kernel = relax.const(transform_kernel(ohwi, self.tile))
         # the transformed kernel is a constant (MetaSchedule may lay it out as it likes), and
         # elementwise consumers fuse into the output stage
@@ -102,10 +98,6 @@ def winograd_conv2d(tile: int = 4):
 
     @tvm.transform.module_pass(opt_level=0, name="WinogradConv2d")
     def transform(mod, _ctx):
-        rewriter = _Winograd(mod, tile)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                rewriter.builder_.update_func(gvar, rewriter.visit_expr(func))
-        return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
+        return mutate_functions(_Winograd(mod, tile), mod)
 
     return transform

@@ -1,0 +1,51 @@
+"""The committed tuning databases are product assets: every task of the graph each one was tuned
+on must still find its record. A pass that changes a graph's kernels silently drops a database
+back to default schedules (tens of times slower on CPU) unless its form records the change.
+
+The int8 graphs are the ones our own passes build; the fp32 ones are TVM's import alone, and
+`make bench-check` (its CI form: test_perf_regression) compiles them from their databases."""
+
+import numpy as np
+
+from pipeline import build, targets
+from pipeline.models import load_model
+from pipeline.tuning.database import database_dir, open_database
+from pipeline.tuning.tasks import coverage, extract_tasks
+
+from .qdq import ort_run
+
+PRESET = targets.PRESETS["x86-avx2"]
+TARGET = targets.target_json(PRESET, num_cores=2)  # what they were tuned for (any host can compile)
+
+
+def test_yolov3_tiny_int8_database_covers_every_task_of_its_revision_1_graph():
+    import tvm
+
+    db = open_database(database_dir(PRESET.name, "yolov3-tiny", "int8"), TARGET)
+    assert db.graph_form.int8_revision == 1
+    target = tvm.target.Target(TARGET)
+    tasks = extract_tasks(build.import_model(load_model("yolov3-tiny", variant="int8")), target, db.graph_form)
+    cover = coverage(tasks, db.open(), target)
+    assert cover.untuned == [], cover.summary()
+
+
+def test_tuned_digits_int8_library_covers_every_task_and_computes_onnx_runtime_numbers():
+    """Compiled from its revision 2 database: integer convs only, every task tuned, and the numbers
+    ONNX Runtime gets from the same Q/DQ model."""
+    import tvm
+
+    spec = load_model("yolov8-digits", variant="pruned46-int8")
+    dtypes = set()
+    tvm.relax.analysis.post_order_visit(build.import_model(spec)["main"], lambda e: isinstance(
+        e, tvm.relax.Call) and isinstance(e.op, tvm.ir.Op) and e.op.name == "relax.nn.conv2d" and dtypes.add(
+        str(e.ty.dtype)))
+    assert dtypes == {"int32"}
+    compiled = build.compile_spec(spec, PRESET.name, num_cores=2)
+    assert compiled.tuning["tuned_tasks"] == compiled.tuning["tasks"], compiled.tuning["coverage"]
+    vm = tvm.relax.VirtualMachine(compiled.executable, tvm.cpu())
+    x = np.random.default_rng(3).random((1, 3, 256, 256), dtype=np.float32)
+    got = [t.numpy() for t in vm["main"](tvm.runtime.tensor(x))]
+    want = ort_run(spec.qdq_onnx, x, "images")
+    for g, w in zip(got, want):
+        assert np.abs(g - w).max() <= 0.05 * np.abs(w).max()
+        assert np.mean(np.isclose(g, w, rtol=0, atol=1e-4)) > 0.99
