@@ -3,12 +3,15 @@
 Winograd computes an m x m output tile from an (m+2) x (m+2) input tile with (m+2)^2 multiplies
 per input/output channel pair instead of 9 m^2: F(4x4, 3x3) needs 4x fewer in its batched GEMM,
 the stage that holds the time. The input and output transforms cost memory passes, not
-multiplies. On one 80x80 64->64 conv (yolov8n's largest), 64 MetaSchedule trials each: Winograd
-7.8 ms, direct 11.8 ms (measured on a busy machine; the ratio, not the times).
+multiplies. Measured on one 80x80 64->64 conv (yolov8n's largest), 64 MetaSchedule trials each,
+quiet machine: direct 3.97 ms, Winograd 6.73 ms. At equal trials it loses (its search space is
+larger and its builds slower: 589 s of tuning against 79 s). On a busy machine the order was
+reversed (7.8 against 11.8 ms): measure it quiet. It is an option of the graph form, not a
+default.
 
 The kernel transform ``G w G^T`` is done here in numpy, once: the packed kernel is a constant.
 The data-pack and inverse stages carry the ``schedule_rule`` names of MetaSchedule's own Winograd
-rules, as TOPI's (training-time, kernel-transforming) Winograd does. Runs after ConvertLayout
+rules, as TOPI's Winograd (which transforms the kernel on every call) does. Runs after ConvertLayout
 (NHWC/OHWI); every other conv stays as it is.
 """
 
