@@ -13,6 +13,7 @@ from pipeline.tuning.database import database_dir, open_database
 from pipeline.tuning.tasks import coverage, extract_tasks
 
 from .qdq import ort_run
+from .test_integer_conv2d import conv_dtypes
 
 PRESET = targets.PRESETS["x86-avx2"]
 TARGET = targets.target_json(PRESET, num_cores=2)  # what they were tuned for (any host can compile)
@@ -35,11 +36,7 @@ def test_tuned_digits_int8_library_covers_every_task_and_computes_onnx_runtime_n
     import tvm
 
     spec = load_model("yolov8-digits", variant="pruned46-int8")
-    dtypes = set()
-    tvm.relax.analysis.post_order_visit(build.import_model(spec)["main"], lambda e: isinstance(
-        e, tvm.relax.Call) and isinstance(e.op, tvm.ir.Op) and e.op.name == "relax.nn.conv2d" and dtypes.add(
-        str(e.ty.dtype)))
-    assert dtypes == {"int32"}
+    assert {out for *_, out in conv_dtypes(build.import_model(spec))} == {"int32"}
     compiled = build.compile_spec(spec, PRESET.name, num_cores=2)
     assert compiled.tuning["tuned_tasks"] == compiled.tuning["tasks"], compiled.tuning["coverage"]
     vm = tvm.relax.VirtualMachine(compiled.executable, tvm.cpu())

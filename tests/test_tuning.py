@@ -45,20 +45,24 @@ def test_tiny_tune_writes_a_target_aware_database(tuned_root):
     assert report.per_task[0][3] is not None  # a best latency was measured
 
 
-def test_compile_applies_the_records_and_stays_exact(tuned_root):
-    root, _ = tuned_root
-    spec = load_model("yolov3-tiny", SIZE)
-    compiled = build.compile_spec(spec, "x86-avx2", schedules_root=root)
-    assert compiled.tuning["tuned_tasks"] == 1 and "1/" in compiled.tuning["coverage"]
+def _library_and_eager_outputs(compiled):
+    """(library output, eager PyTorch output) pairs, as numpy, for one random input."""
     import tvm
     from tvm import relax
 
     x = np.random.default_rng(0).random(compiled.input_shape, dtype=np.float32)
     got = relax.VirtualMachine(compiled.executable, tvm.cpu())["main"](tvm.runtime.tensor(x))
     with torch.no_grad():
-        want = spec.module(torch.from_numpy(x))
-    for g, w in zip(got, want):
-        assert np.abs(g.numpy() - w.numpy()).max() < 1e-3
+        want = compiled.spec.module(torch.from_numpy(x))
+    return [(g.numpy(), w.numpy()) for g, w in zip(got, want)]
+
+
+def test_compile_applies_the_records_and_stays_exact(tuned_root):
+    root, _ = tuned_root
+    compiled = build.compile_spec(load_model("yolov3-tiny", SIZE), "x86-avx2", schedules_root=root)
+    assert compiled.tuning["tuned_tasks"] == 1 and "1/" in compiled.tuning["coverage"]
+    for g, w in _library_and_eager_outputs(compiled):
+        assert np.abs(g - w).max() < 1e-3
 
 
 def test_rerun_resumes_and_counts_recorded_trials_against_the_budget(tuned_root):
@@ -79,18 +83,10 @@ def test_a_winograd_database_tunes_compiles_exactly_and_keeps_its_form(tmp_path)
     report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=2, **QUICK, max_tasks=1, root=tmp_path,
                   conv3x3="winograd4")
     assert "winograd" in report.per_task[0][0] and report.trials_run >= 1  # the largest conv is 3x3
-    spec = load_model("yolov3-tiny", SIZE)
-    compiled = build.compile_spec(spec, "x86-avx2", schedules_root=tmp_path)
+    compiled = build.compile_spec(load_model("yolov3-tiny", SIZE), "x86-avx2", schedules_root=tmp_path)
     assert compiled.tuning["conv3x3"] == "winograd4" and compiled.tuning["tuned_tasks"] == 1
-    import tvm
-    from tvm import relax
-
-    x = np.random.default_rng(0).random(compiled.input_shape, dtype=np.float32)
-    got = relax.VirtualMachine(compiled.executable, tvm.cpu())["main"](tvm.runtime.tensor(x))
-    with torch.no_grad():
-        want = spec.module(torch.from_numpy(x))
-    for g, w in zip(got, want):
-        assert np.abs(g.numpy() - w.numpy()).max() < 1e-4 * np.abs(w.numpy()).max()
+    for g, w in _library_and_eager_outputs(compiled):
+        assert np.abs(g - w).max() < 1e-4 * np.abs(w).max()
     with pytest.raises(TuningDatabaseError, match="tuned with winograd4 3x3 convs, not direct"):
         tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=4, max_tasks=1, root=tmp_path, conv3x3="direct")
 

@@ -80,9 +80,11 @@ class _Packer(relax.PyExprMutator):
     def visit_call_(self, call):
         call = self.visit_expr_post_order(call)
         conv = nhwc_conv_with_constant_weight(self, call, "uint8", "int8")
-        if conv is None or conv[0].out_dtype != "int32" or any(int(p) for p in conv[0].padding):
+        if conv is None:
             return call
         attrs, data, ohwi = conv
+        if attrs.out_dtype != "int32" or any(int(p) for p in attrs.padding):
+            return call
         out_channels, channels = ohwi.shape[0], ohwi.shape[3]
         padding = {}
         spatial_pad = self._spatial_pad(data) if self.pads_inside else None

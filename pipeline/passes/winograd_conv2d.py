@@ -84,10 +84,12 @@ class _Winograd(relax.PyExprMutator):
     def visit_call_(self, call):
         call = self.visit_expr_post_order(call)
         conv = nhwc_conv_with_constant_weight(self, call, "float32", "float32")
-        if conv is None or conv[2].shape[1:3] != (3, 3) or conv[0].out_dtype not in ("float32", "") or any(
-                int(s) != 1 for s in (*conv[0].strides, *conv[0].dilation)):
+        if conv is None:
             return call
         attrs, data, ohwi = conv
+        if (ohwi.shape[1:3] != (3, 3) or attrs.out_dtype not in ("float32", "")
+                or any(int(s) != 1 for s in (*attrs.strides, *attrs.dilation))):
+            return call
         kernel = relax.const(transform_kernel(ohwi, self.tile))
         # the transformed kernel is a constant (MetaSchedule may lay it out as it likes), and
         # elementwise consumers fuse into the output stage

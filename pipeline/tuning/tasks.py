@@ -69,7 +69,8 @@ def fuse_for_tuning(mod, target, form: GraphForm = GraphForm()):
         raise ValueError(f"unknown 3x3 conv algorithm {form.conv3x3!r}; known: {', '.join(CONV3X3_ALGORITHMS)}")
     convert = [T.ConvertLayout(CONV_LAYOUTS[form.layout])] if CONV_LAYOUTS[form.layout] else []
     int8_graph, int8_kernels = _int8_passes(form)
-    passes = [leaky_relu_as_maximum, *convert, *CONV3X3_ALGORITHMS[form.conv3x3](), *int8_graph, T.DecomposeOpsForInference(), T.CanonicalizeBindings(),
+    passes = [leaky_relu_as_maximum, *convert, *CONV3X3_ALGORITHMS[form.conv3x3](), *int8_graph,
+              T.DecomposeOpsForInference(), T.CanonicalizeBindings(),
               *relax_pipeline.library_dispatch_passes(target), T.LegalizeOps(), T.AnnotateTIROpPattern(),
               T.FoldConstant(), T.FuseOps(), T.FuseTIR(), T.AttachAttrLayoutFreeBuffers(), *int8_kernels]
     with target:

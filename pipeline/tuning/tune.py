@@ -148,8 +148,8 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
         form = db.graph_form if db.record_count else GraphForm(preset.conv_layout, preset.int8_kernel,
                                                                     LATEST_INT8_REVISION, conv3x3 or "direct")
         if conv3x3 and conv3x3 != form.conv3x3:
-            raise TuningDatabaseError(f"{db.directory} was tuned with {form.conv3x3} 3x3 convs, not {conv3x3}: tune "
-                                  f"{conv3x3} into another schedules root (--schedules)")
+            raise TuningDatabaseError(f"{db.directory} was tuned with {form.conv3x3} 3x3 convs, not {conv3x3}: "
+                                      f"tune {conv3x3} into another schedules root (--schedules)")
         db.save_meta(**form.as_meta())
         tasks = extract_tasks(import_model(spec, batch), tvm_target, form)
         # Largest first: with max_tasks (used by quick CI tunes) the work that matters is kept.
