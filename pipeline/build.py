@@ -82,6 +82,9 @@ def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores
     ``pass_config``: TVM PassContext options for the build (e.g. Relax CUDA graphs on)."""
     import tvm
 
+    from .passes import polynomial_exp
+
+    polynomial_exp.register()
     preset = targets.resolve_preset(target)
     pass_config = pass_config or {}
     tjson = targets.target_json(preset, num_cores)

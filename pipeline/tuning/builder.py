@@ -11,6 +11,10 @@ def build_candidate(mod, target, _params):
     from tvm.driver import build as tvm_build
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
+    from ..passes import polynomial_exp
+
+    polynomial_exp.register()  # candidates are measured with the exp that compile will build
+
     if target.kind.name == "cuda":
         import tvm.support.nvcc  # noqa: F401  registers the CUDA compile callback in this worker
 
