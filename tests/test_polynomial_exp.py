@@ -14,9 +14,9 @@ from pipeline.passes import polynomial_exp  # noqa: E402
 TARGET = {"kind": "llvm", "mcpu": "x86-64-v3"}
 
 
-def _exp_kernel(n: int, lanes: int):
-    """A compiled ``B = exp(A)`` over n float32s, its loop vectorized by ``lanes`` (1: scalar)."""
-    a = te.placeholder((n,), "float32", name="A")
+def _exp_kernel(n: int, lanes: int, dtype: str = "float32"):
+    """A compiled ``B = exp(A)`` over n numbers, its loop vectorized by ``lanes`` (1: scalar)."""
+    a = te.placeholder((n,), dtype, name="A")
     b = te.compute(a.shape, lambda i: te.exp(a[i]), name="B")
     sch = tvm.s_tir.Schedule(te.create_prim_func([a, b]))
     if lanes > 1:
@@ -42,6 +42,15 @@ def test_exp_is_within_one_ulp_and_saturates_outside_the_normal_range(lanes):
     assert got[x == 0].tolist() == [1.0, 1.0]
     assert np.all(got[x >= 100] == got[x == np.float32(88.37)])  # saturated, finite
     assert np.all((got[x <= -100] > 0) & (got[x <= -100] < 1.2e-38))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_other_float_widths_keep_tvm_own_lowering(dtype):
+    polynomial_exp.register()
+    x = np.linspace(-5, 5, 64).astype(dtype)
+    out = tvm.runtime.tensor(np.empty_like(x))
+    _exp_kernel(len(x), 8, dtype)(tvm.runtime.tensor(x), out)
+    np.testing.assert_allclose(out.numpy(), np.exp(x), rtol=1e-3 if dtype == "float16" else 1e-15)
 
 
 def test_tuning_candidates_call_no_libm_exp():

@@ -44,16 +44,24 @@ def polynomial_exp(x, lanes: int = 1):
     return exp_r * two_n
 
 
-def _lower_exp(call):
-    dtype = call.ty.dtype
-    if not (dtype.is_float and dtype.bits == 32):
-        return call  # other widths keep LLVM's own lowering
-    return polynomial_exp(call.args[0], dtype.lanes)
+def _lowering_rule(stock_rule):
+    """The rule for ``tirx.exp``: float32 (any lanes) to the polynomial, other widths to TVM's
+    own LLVM rule (float16's ``llvm.exp.f16``, float64's ``exp``)."""
+
+    def lower(call):
+        dtype = call.ty.dtype
+        if dtype.is_float and dtype.bits == 32:
+            return polynomial_exp(call.args[0], dtype.lanes)
+        return stock_rule(call)
+
+    return lower
 
 
 @cache
 def register():
     """Install the rule for LLVM targets in this process (idempotent; above TVM's own level)."""
+    import tvm
     from tvm.tirx import register_intrin_lowering
 
-    register_intrin_lowering("tirx.exp", target="llvm", f=_lower_exp, level=99)
+    stock_rule = tvm.ir.Op.get("tirx.exp").get_attr("llvm.FLowerIntrinsic")
+    register_intrin_lowering("tirx.exp", target="llvm", f=_lowering_rule(stock_rule), level=99)
