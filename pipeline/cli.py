@@ -152,6 +152,8 @@ DEFAULT_CHECK_CASES = [
     # the tuned library of the unpruned fp32 model
     {"model": "yolov8-digits", "variant": "pruned46-int8", "input_size": 256, "batch": 1, "threads": 2,
      "peers": ["pytorch-eager fp32", "onnxruntime pruned46-int8", "openvino pruned46-int8", "tvm fp32"]},
+    {"model": "yolov3-tiny", "variant": "pruned52-int8", "input_size": 416, "batch": 1, "threads": 2,
+     "peers": ["pytorch-eager fp32", "onnxruntime pruned52-int8", "openvino pruned52-int8", "tvm fp32"]},
 ]
 
 
