@@ -12,8 +12,9 @@ from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 from .measure import device_gone
 
 
-def _fmt_s(seconds):
-    return f"{seconds / 60:.0f}m{seconds % 60:02.0f}s" if seconds >= 60 else f"{seconds:.0f}s"
+def format_seconds(seconds):
+    minutes, secs = divmod(round(seconds), 60)  # whole seconds first: 59.6 s is 1m00s, not 0m60s
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class TuneStopped(Exception):
@@ -39,7 +40,7 @@ class TuningProgress(PyMeasureCallback):
         self.interrupted = False
         self.stop_reason = None
         self.lost = 0  # trials that failed because the device was gone: not spent budget
-        self.task_offset = 0  # index of the current wave's first task (see tune.waves)
+        self.wave_tasks = None  # the current wave's indices into task_names (see tune.wave_plan)
 
     def past_deadline(self) -> bool:
         if self.deadline is None or time.monotonic() <= self.deadline:
@@ -50,7 +51,8 @@ class TuningProgress(PyMeasureCallback):
         return True
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
-        task_id += self.task_offset  # MetaSchedule numbers the tasks of the wave it is tuning
+        if self.wave_tasks is not None:  # MetaSchedule numbers the tasks of the wave it is tuning
+            task_id = self.wave_tasks[task_id]
         self.done += len(runner_results)
         self.trials_by_task[task_id] = self.trials_by_task.get(task_id, 0) + len(runner_results)
         for build, run in zip(builder_results, runner_results):
@@ -68,7 +70,7 @@ class TuningProgress(PyMeasureCallback):
         best_text = f"{best:.3f} ms" if best is not None else "-"
         print(f"[tune] [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} trials "
               f"({self.failed} failed)  task {task_id + 1}/{len(self.task_names)} {self.task_names[task_id][:40]}  "
-              f"best {best_text}  elapsed {_fmt_s(elapsed)}  ETA {_fmt_s(eta)}", file=self.stream, flush=True)
+              f"best {best_text}  elapsed {format_seconds(elapsed)}  ETA {format_seconds(eta)}", file=self.stream, flush=True)
         if self.deadline is not None and time.monotonic() > self.deadline and not self.stopped_for_time:
             self.stopped_for_time = True
             self._stop("time budget reached: stopping after the trials in flight")

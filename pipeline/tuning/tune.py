@@ -93,26 +93,34 @@ def default_trials_per_task(remaining: int, n_tasks: int, per_iter: int) -> int:
 TASKS_PER_WAVE = 4
 
 
-def untuned_first(tasks, database, target) -> list:
-    """Tasks without a record before those with, each group in its given order. An untuned CPU task
-    runs naive code (tens of times slower), so a resumed tune finishes the coverage before it refines:
-    yolov8n's first 2086 trials, spent largest first, left 42 of 62 tasks untuned and the model at
-    0.1x eager."""
-    untuned = set(coverage(tasks, database, target).untuned)
-    return sorted(tasks, key=lambda task: task.task_name not in untuned)
+@dataclass
+class Wave:
+    tasks: list  # indices into the tune's task list
+    covering: bool  # tasks with no record yet, one search iteration each
 
 
-def waves(tasks, size: int):
-    """(index of the wave's first task, the wave's tasks), in order."""
-    return [(i, tasks[i:i + size]) for i in range(0, len(tasks), size)]
+def wave_plan(names: list, untuned: set, size: int) -> list:
+    """The tune's waves: first the tasks with no record (an untuned CPU task runs naive code, tens of
+    times slower), then every task, in the given order (largest first), by FLOP share. A time budget
+    that ends a tune early so leaves no task naive that it could have covered: spent largest first,
+    yolov8n's first 2086 trials left 42 of 62 tasks untuned (the model at 0.1x eager), and yolov3-tiny
+    pruned52-int8's first 632 left 16 of 24."""
+    def chunks(indices, covering):
+        return [Wave(indices[i:i + size], covering) for i in range(0, len(indices), size)]
+
+    return (chunks([i for i, name in enumerate(names) if name in untuned], True)
+            + chunks(list(range(len(names))), False))
 
 
-def wave_budget(left: int, wave, tasks_left, trials_per_iter: int) -> int:
-    """The wave's share of the trials left, by FLOPs (where the latency is), but at least one
-    search iteration per task so that no task stays on its default schedule."""
-    flops_left = sum(task_flops(t) for t in tasks_left) or 1.0
-    share = math.ceil(left * sum(task_flops(t) for t in wave) / flops_left)
-    return min(left, max(share, trials_per_iter * len(wave)))
+def wave_budget(left: int, wave: Wave, tasks: list, trials_per_iter: int) -> int:
+    """A covering wave: one search iteration per task. A refining one: its share of the trials left
+    by FLOPs (where the latency is) among the tasks from it on, and at least one iteration per task."""
+    least = min(left, trials_per_iter * len(wave.tasks))
+    if wave.covering:
+        return least
+    flops_left = sum(task_flops(t) for t in tasks[wave.tasks[0]:]) or 1.0
+    share = math.ceil(left * sum(task_flops(tasks[i]) for i in wave.tasks) / flops_left)
+    return min(left, max(share, least))
 
 
 def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int | None = None, batch: int = 1,
@@ -154,7 +162,7 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
         tasks = extract_tasks(import_model(spec, batch), tvm_target, form)
         # Largest first: with max_tasks (used by quick CI tunes) the work that matters is kept.
         database = db.open()
-        tasks = untuned_first(sorted(tasks, key=task_flops, reverse=True)[:max_tasks], database, tvm_target)
+        tasks = sorted(tasks, key=task_flops, reverse=True)[:max_tasks]
         spent = max(int(db.meta.get("trials", 0)), db.record_count)  # meta lags after a kill -9
         remaining = trials - spent
         report = TuneReport(str(db.directory), len(tasks), spent, 0, 0.0, "", [])
@@ -181,17 +189,19 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
                          cpu=None if measure.remote else cpu_model())
 
         builder = local_builder(cross_compiler=preset.cross_compiler)
+        plan = wave_plan(names, set(coverage(tasks, database, tvm_target).untuned), tasks_per_wave)
         with progress.stopping_on_interrupt():
-            for first, wave in waves(tasks, tasks_per_wave):
+            for n, wave in enumerate(plan):
                 left = remaining - (progress.done - progress.lost)
-                budget = wave_budget(left, wave, tasks[first:], trials_per_iter)
-                if budget <= 0 or progress.stop_reason or progress.interrupted or (first and progress.past_deadline()):
+                budget = wave_budget(left, wave, tasks, trials_per_iter)
+                if budget <= 0 or progress.stop_reason or progress.interrupted or (n and progress.past_deadline()):
                     break
-                progress.task_offset = first
+                progress.wave_tasks = wave.tasks
+                wave_contexts = [tasks[i] for i in wave.tasks]
                 with tempfile.TemporaryDirectory(prefix="slimdet-tune-") as work_dir, progress.catching_stop():
                     ms.tune.tune_tasks(
-                        tasks=tune_contexts(wave, seed + first, form, population),
-                        task_weights=[t.weight for t in wave], work_dir=work_dir,
+                        tasks=tune_contexts(wave_contexts, seed + n, form, population),
+                        task_weights=[t.weight for t in wave_contexts], work_dir=work_dir,
                         max_trials_global=budget, max_trials_per_task=per_task, num_trials_per_iter=trials_per_iter,
                         builder=builder, runner=measure.runner, database=database, cost_model="xgb",
                         measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress],
