@@ -148,6 +148,8 @@ DEFAULT_CHECK_CASES = [
     # OpenVINO, and the tuned fp32 library (issue 5's gates: >= 2x fp32, ahead of the int8 peers).
     {"model": "yolov3-tiny", "variant": "int8", "input_size": 416, "batch": 1, "threads": 2,
      "peers": ["pytorch-eager fp32", "onnxruntime int8", "openvino int8", "tvm fp32"]},
+    {"model": "yolov8-digits", "variant": "int8", "input_size": 256, "batch": 1, "threads": 2,
+     "peers": ["pytorch-eager fp32", "onnxruntime int8", "openvino int8", "tvm fp32"]},
     # pruned + int8 (issue 5's >= 5x eager gate) against its own Q/DQ model on the int8 peers and
     # the tuned library of the unpruned fp32 model
     {"model": "yolov8-digits", "variant": "pruned46-int8", "input_size": 256, "batch": 1, "threads": 2,
