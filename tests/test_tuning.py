@@ -18,7 +18,7 @@ from pipeline.models import load_model
 from pipeline.tuning.database import (META_FILE, RECORD_FILE, TuningDatabaseError, database_dir,
                                       open_database)
 from pipeline.tuning.progress import format_seconds
-from pipeline.tuning.tune import tune, wave_plan
+from pipeline.tuning.tune import covering_waves, refining_waves, tune, wave_budget
 
 from .conftest import REPO
 
@@ -226,13 +226,26 @@ def test_a_resumed_tune_covers_untuned_tasks_before_refining_tuned_ones(one_wave
     assert "2/2 tasks" in resumed.coverage
 
 
-def test_the_wave_plan_covers_every_untuned_task_before_it_refines_any():
+def test_covering_waves_take_only_the_untuned_tasks_one_search_iteration_each():
     """A fresh tune spent largest first by FLOP share left small tasks naive when its time ran out
     (yolov3-tiny pruned52-int8: 16 of 24 after 632 trials): covering waves come first."""
-    plan = wave_plan(["conv_a", "conv_b", "pool", "transpose", "conv_c"], {"conv_b", "pool", "conv_c"}, size=2)
-    assert [(w.tasks, w.covering) for w in plan] == [
-        ([1, 2], True), ([4], True), ([0, 1], False), ([2, 3], False), ([4], False)]
-    assert [(w.tasks, w.covering) for w in wave_plan(["a", "b"], set(), size=4)] == [([0, 1], False)]
+    waves = covering_waves(["conv_a", "conv_b", "pool", "transpose", "conv_c"], {"conv_b", "pool", "conv_c"}, size=2)
+    assert [(w.tasks, w.covering) for w in waves] == [([1, 2], True), ([4], True)]
+    assert [wave_budget(500, w, trials_per_iter=8) for w in waves] == [16, 8]
+    assert covering_waves(["a", "b"], set(), size=4) == []
+
+
+def test_refining_waves_spend_the_trials_left_where_the_time_is():
+    """yolov8n's FLOP-share refinement gave its slowest-per-FLOP convs 16 trials each: trials now
+    follow each task's recorded time."""
+    seconds = [0.001, 0.006, 0.0005, 0.002, 0.0005]
+    waves = refining_waves(seconds, size=2)
+    assert [w.tasks for w in waves] == [[1, 3], [0, 2], [4]]
+    assert [round(w.share, 3) for w in waves] == [0.8, 0.75, 1.0]
+    # 1000 trials left: the slowest wave takes 800; a wave never gets less than one iteration a task
+    assert wave_budget(1000, waves[0], trials_per_iter=8) == 800
+    assert wave_budget(10, waves[1], trials_per_iter=8) == 10
+    assert wave_budget(150, waves[1], trials_per_iter=8) == 113
 
 
 def test_progress_times_read_as_minutes_and_seconds():

@@ -40,7 +40,7 @@ class TuningProgress(PyMeasureCallback):
         self.interrupted = False
         self.stop_reason = None
         self.lost = 0  # trials that failed because the device was gone: not spent budget
-        self.wave_tasks = None  # the current wave's indices into task_names (see tune.wave_plan)
+        self.wave_tasks = None  # the current wave's indices into task_names (see tune.covering_waves)
 
     def past_deadline(self) -> bool:
         if self.deadline is None or time.monotonic() <= self.deadline:

@@ -97,30 +97,56 @@ TASKS_PER_WAVE = 4
 class Wave:
     tasks: list  # indices into the tune's task list
     covering: bool  # tasks with no record yet, one search iteration each
+    share: float = 0.0  # a refining wave's part of the trials left at its turn
 
 
-def wave_plan(names: list, untuned: set, size: int) -> list:
-    """The tune's waves: first the tasks with no record (an untuned CPU task runs naive code, tens of
-    times slower), then every task, in the given order (largest first), by FLOP share. A time budget
-    that ends a tune early so leaves no task naive that it could have covered: spent largest first,
-    yolov8n's first 2086 trials left 42 of 62 tasks untuned (the model at 0.1x eager), and yolov3-tiny
-    pruned52-int8's first 632 left 16 of 24."""
-    def chunks(indices, covering):
-        return [Wave(indices[i:i + size], covering) for i in range(0, len(indices), size)]
-
-    return (chunks([i for i, name in enumerate(names) if name in untuned], True)
-            + chunks(list(range(len(names))), False))
+def _chunks(indices: list, size: int, covering: bool) -> list:
+    return [Wave(indices[i:i + size], covering) for i in range(0, len(indices), size)]
 
 
-def wave_budget(left: int, wave: Wave, tasks: list, trials_per_iter: int) -> int:
-    """A covering wave: one search iteration per task. A refining one: its share of the trials left
-    by FLOPs (where the latency is) among the tasks from it on, and at least one iteration per task."""
+def covering_waves(names: list, untuned: set, size: int) -> list:
+    """The tasks with no record, in the given order (largest first), one search iteration each: an
+    untuned CPU task runs naive code, tens of times slower. A time budget that ends a tune early
+    so leaves no task naive that it could have covered: spent largest first, yolov8n's first 2086
+    trials left 42 of 62 tasks untuned (the model at 0.1x eager), and yolov3-tiny pruned52-int8's
+    first 632 left 16 of 24."""
+    return _chunks([i for i, name in enumerate(names) if name in untuned], size, True)
+
+
+def refining_waves(seconds: list, size: int) -> list:
+    """Every task, the most time first (its best kernel's time x its calls per run), each wave
+    taking its share of the trials left by time. Shared by FLOPs instead, yolov8n's 2698 trials
+    gave 16 to each of its slowest-per-FLOP convs (160x160 16->16 3x3 at 17 GFLOP/s, 640x640 3->16
+    at 6) and ~200 to big convs already at 90-120."""
+    waves = _chunks(sorted(range(len(seconds)), key=lambda i: -seconds[i]), size, False)
+    left = sum(seconds) or 1.0
+    for wave in waves:
+        wave_seconds = sum(seconds[i] for i in wave.tasks)
+        wave.share = wave_seconds / left if left > 0 else 1.0
+        left -= wave_seconds
+    return waves
+
+
+def recorded_seconds(tasks: list, database, target) -> list:
+    """Each task's time per run by its best record; a task without one is costed at the recorded
+    tasks' time per FLOP."""
+    best = []
+    for task in tasks:
+        record = database.query_tuning_record(task.dispatched[0], target, "main")
+        secs = [float(s) for s in record.run_secs] if record is not None and record.run_secs else []
+        best.append(sum(secs) / len(secs) * task.weight if secs else None)
+    measured = [(s, task_flops(t)) for s, t in zip(best, tasks) if s is not None]
+    per_flop = sum(s for s, _ in measured) / (sum(f for _, f in measured) or 1.0) if measured else 1e-9
+    return [s if s is not None else task_flops(t) * per_flop for s, t in zip(best, tasks)]
+
+
+def wave_budget(left: int, wave: Wave, trials_per_iter: int) -> int:
+    """A covering wave: one search iteration per task. A refining one: its share of the trials
+    left, and at least one iteration per task."""
     least = min(left, trials_per_iter * len(wave.tasks))
     if wave.covering:
         return least
-    flops_left = sum(task_flops(t) for t in tasks[wave.tasks[0]:]) or 1.0
-    share = math.ceil(left * sum(task_flops(tasks[i]) for i in wave.tasks) / flops_left)
-    return min(left, max(share, least))
+    return min(left, max(math.ceil(left * wave.share), least))
 
 
 def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int | None = None, batch: int = 1,
@@ -189,11 +215,16 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
                          cpu=None if measure.remote else cpu_model())
 
         builder = local_builder(cross_compiler=preset.cross_compiler)
-        plan = wave_plan(names, set(coverage(tasks, database, tvm_target).untuned), tasks_per_wave)
+        untuned = set(coverage(tasks, database, tvm_target).untuned)
+
+        def waves():  # refining waves are planned on the times the covering ones recorded
+            yield from covering_waves(names, untuned, tasks_per_wave)
+            yield from refining_waves(recorded_seconds(tasks, database, tvm_target), tasks_per_wave)
+
         with progress.stopping_on_interrupt():
-            for n, wave in enumerate(plan):
+            for n, wave in enumerate(waves()):
                 left = remaining - (progress.done - progress.lost)
-                budget = wave_budget(left, wave, tasks, trials_per_iter)
+                budget = wave_budget(left, wave, trials_per_iter)
                 if budget <= 0 or progress.stop_reason or progress.interrupted or (n and progress.past_deadline()):
                     break
                 progress.wave_tasks = wave.tasks
