@@ -1,5 +1,5 @@
-"""Relax passes of our own, and one TIR lowering rule (``polynomial_exp``), one per file, each with
-its own test."""
+"""Relax passes of our own, one TIR lowering rule (``polynomial_exp``) and one pass over scheduled
+TIR (``vectorize_concat_axis``), one per file, each with its own test."""
 
 import tvm
 

@@ -12,8 +12,10 @@ def build_candidate(mod, target, _params):
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
     from ..passes import polynomial_exp
+    from ..passes.vectorize_concat_axis import vectorize_concat_axis
 
-    polynomial_exp.register()  # candidates are measured with the exp that compile will build
+    polynomial_exp.register()  # candidates are measured with the exp and concat loops compile builds
+    mod = vectorize_concat_axis()(mod)
 
     if target.kind.name == "cuda":
         import tvm.support.nvcc  # noqa: F401  registers the CUDA compile callback in this worker

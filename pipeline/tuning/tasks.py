@@ -146,9 +146,11 @@ def compile_fused(fused, target, database, pass_config: dict | None = None):
     from tvm import relax
     from tvm.relax import transform as T
 
+    from ..passes.vectorize_concat_axis import vectorize_concat_axis
+
     @tvm.transform.module_pass(opt_level=3)
     def pipeline(mod, _ctx):
-        mod = T.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+        mod = vectorize_concat_axis()(T.MetaScheduleApplyDatabase(enable_warning=False)(mod))
         mod = tvm.transform.Sequential([*DEFAULT_SCHEDULES[target.kind.name](target), T.SplitLayoutRewritePreproc(),
                                         T.LiftTransformParams(), T.FoldConstant()])(mod)
         return tvm.transform.Sequential(lowering_passes(target))(mod)
