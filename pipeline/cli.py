@@ -75,6 +75,15 @@ def cmd_tune(args):
         sys.exit(130)  # what a shell expects of a command stopped by Ctrl-C
 
 
+def cmd_remeasure(args):
+    from .tuning.remeasure import remeasure
+
+    results = remeasure(args.model, args.target, args.variant, args.top, args.schedules, args.imgsz, args.batch)
+    faster = sum(r.faster for r in results)
+    print(f"{len(results)} tasks: the best {args.top} records of each measured again and appended; "
+          f"{faster} task(s) now run faster than their best record said")
+
+
 def cmd_rpc(args):
     from .remote import rpc
 
@@ -380,6 +389,17 @@ def build_parser():
     p.add_argument("--untuned", action="store_true", help="ignore tuning databases")
     p.add_argument("--schedules", help="tuning databases root (default: the committed schedules/)")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("remeasure", help="measure each task's best records again (after a code generation "
+                                         "change) and append them with today's times")
+    p.add_argument("--model", required=True)
+    p.add_argument("--target", default="x86")
+    p.add_argument("--variant", default="fp32")
+    p.add_argument("--imgsz", type=int)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--top", type=int, default=4, help="records per task (default 4)")
+    p.add_argument("--schedules", help="schedules root (default: the committed schedules/)")
+    p.set_defaults(func=cmd_remeasure)
 
     p = sub.add_parser("tune", help="tune with MetaSchedule + XGBoost into schedules/<target>/<model>-<variant>/")
     p.add_argument("--model", required=True)

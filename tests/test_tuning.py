@@ -18,6 +18,7 @@ from pipeline.models import load_model
 from pipeline.tuning.database import (META_FILE, RECORD_FILE, TuningDatabaseError, database_dir,
                                       open_database)
 from pipeline.tuning.progress import format_seconds
+from pipeline.tuning.remeasure import remeasure
 from pipeline.tuning.tune import covering_waves, refining_waves, tune, wave_budget
 
 from .conftest import REPO
@@ -109,6 +110,24 @@ def _database_copy(tuned_root, tmp_path):
     for f in src.iterdir():
         (dst / f.name).write_bytes(f.read_bytes())
     return dst, json.loads((dst / META_FILE).read_text())["target"]
+
+
+def test_remeasured_records_are_appended_and_are_not_trials(tuned_root, tmp_path):
+    """After a code generation change, each task's best records are measured again and appended
+    with today's times; a later tune does not count them against its budget."""
+    directory, _ = _database_copy(tuned_root, tmp_path)
+    root = tmp_path / "root"
+    (root / "x86-avx2").mkdir(parents=True)
+    directory.rename(database_dir("x86-avx2", "yolov3-tiny", "fp32", root))
+    target = targets.target_json(targets.PRESETS["x86-avx2"])
+    first = open_database(database_dir("x86-avx2", "yolov3-tiny", "fp32", root), target)
+    before, trials = first.record_count, first.meta["trials"]
+    [task] = remeasure("yolov3-tiny", "x86-avx2", top=2, root=root, input_size=SIZE)
+    assert len(task.now_ms) == len(task.recorded_ms) >= 1 and all(t and t > 0 for t in task.now_ms)
+    db = open_database(database_dir("x86-avx2", "yolov3-tiny", "fp32", root), target)
+    assert db.record_count == before + len(task.now_ms) and db.meta["remeasured_records"] == len(task.now_ms)
+    again = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=trials, max_tasks=1, root=root)
+    assert again.trials_run == 0 and again.trials_before == trials
 
 
 def test_corrupt_database_is_a_clear_error(tuned_root, tmp_path):

@@ -189,7 +189,8 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
         # Largest first: with max_tasks (used by quick CI tunes) the work that matters is kept.
         database = db.open()
         tasks = sorted(tasks, key=task_flops, reverse=True)[:max_tasks]
-        spent = max(int(db.meta.get("trials", 0)), db.record_count)  # meta lags after a kill -9
+        # meta lags after a kill -9; records measured again (remeasure.py) are no trials
+        spent = max(int(db.meta.get("trials", 0)), db.record_count - int(db.meta.get("remeasured_records", 0)))
         remaining = trials - spent
         report = TuneReport(str(db.directory), len(tasks), spent, 0, 0.0, "", [])
         if remaining <= 0:
