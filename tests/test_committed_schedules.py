@@ -23,6 +23,7 @@ TARGET = targets.target_json(PRESET, num_cores=2)  # what they were tuned for (a
 @pytest.mark.parametrize("model, variant", [
     ("yolov3-tiny", "int8"),  # an int8 revision 1 graph: compile must keep building that form
     ("yolov8-digits", "fp32"),
+    ("yolov8-digits", "int8"),
     ("yolov3-tiny", "pruned52-int8"),
 ])
 def test_committed_database_covers_every_task_of_its_graph(model, variant):
