@@ -48,9 +48,9 @@ def vectorize_func(func):
 
 def _plan(loops, realize):
     """(block name, piece extents, lanes) when the block's innermost loop is serial (or vectorized,
-    which the choice scalarizes) and is one
-    iteration variable's whole range, and every constant that variable is compared against in an
-    ``if_then_else`` is a multiple of the lanes; else None."""
+    which the choice scalarizes) and is one iteration variable's whole range, and every constant
+    that variable is compared against in an ``if_then_else`` is a multiple of the lanes; else
+    None."""
     import tvm
     from tvm import tirx
 

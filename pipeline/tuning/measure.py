@@ -28,6 +28,12 @@ class Measurement:
     emulated: bool = False
 
 
+def mean_seconds(run_secs) -> float | None:
+    """A measurement's (or a tuning record's) mean time in seconds; None when it has none."""
+    secs = [float(s) for s in run_secs or []]
+    return sum(secs) / len(secs) if secs else None
+
+
 def evaluator_config():
     from tvm.s_tir import meta_schedule as ms
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
-from .measure import device_gone
+from .measure import device_gone, mean_seconds
 
 
 def format_seconds(seconds):
@@ -60,7 +60,7 @@ class TuningProgress(PyMeasureCallback):
                 self.failed += 1
                 self.lost += device_gone(run.error_msg)
                 continue
-            ms = 1e3 * sum(float(s) for s in run.run_secs) / len(run.run_secs)
+            ms = 1e3 * mean_seconds(run.run_secs)
             self.best_ms[task_id] = min(ms, self.best_ms.get(task_id, float("inf")))
         elapsed = time.monotonic() - self.start
         eta = elapsed / self.done * max(0, self.total - self.done) if self.done else 0

@@ -17,11 +17,8 @@ from ..build import import_model
 from ..models import load_model
 from .builder import local_builder
 from .database import database_dir, open_database
-from .measure import measurement
+from .measure import mean_seconds, measurement
 from .tasks import extract_tasks
-
-
-DEVICE_TYPES = {"llvm": "cpu"}  # the runner's device name for a target kind (CUDA's is its own)
 
 
 @dataclass
@@ -58,7 +55,8 @@ def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int =
             records = list(database.get_top_k(database.commit_workload(task.dispatched[0]), top))
             if not records:
                 continue
-            now = _measure(records, task.dispatched[0], tvm_target, builder, measure.runner, database)
+            now = _measure(records, task.dispatched[0], tvm_target, preset.device, builder, measure.runner,
+                           database)
             results.append(Remeasured(task.task_name, [_ms(r.run_secs) for r in records], now))
             print(f"[remeasure] {n + 1}/{len(tasks)} {task.task_name[:48]}: "
                   f"{' '.join(_fmt(r) for r in results[-1].recorded_ms)} ms recorded -> "
@@ -68,7 +66,7 @@ def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int =
     return results
 
 
-def _measure(records, mod, target, builder, runner, database) -> list:
+def _measure(records, mod, target, device: str, builder, runner, database) -> list:
     """Build and run each record's schedule of ``mod``; commit those that ran, with today's times."""
     from tvm.s_tir import Schedule
     from tvm.s_tir import meta_schedule as ms
@@ -84,7 +82,6 @@ def _measure(records, mod, target, builder, runner, database) -> list:
         if result.error_msg:
             now.append(None)
             continue
-        device = DEVICE_TYPES.get(target.kind.name, target.kind.name)
         run = runner.run([ms.runner.RunnerInput(result.artifact_path, device, record.args_info)])[0].result()
         if run.error_msg:
             now.append(None)
@@ -96,8 +93,8 @@ def _measure(records, mod, target, builder, runner, database) -> list:
 
 
 def _ms(run_secs) -> float | None:
-    secs = [float(s) for s in run_secs or []]
-    return 1e3 * sum(secs) / len(secs) if secs else None
+    secs = mean_seconds(run_secs)
+    return 1e3 * secs if secs is not None else None
 
 
 def _fmt(ms: float | None) -> str:

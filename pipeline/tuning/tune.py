@@ -16,7 +16,7 @@ from .builder import local_builder
 from .database import TuningDatabaseError, cpu_model, database_dir, open_database
 from .int8_dot import space_generator
 from .intrinsics import register_for as register_intrinsics_for
-from .measure import measurement
+from .measure import mean_seconds, measurement
 from .tasks import LATEST_INT8_REVISION, GraphForm, coverage, extract_tasks, task_flops
 
 
@@ -133,8 +133,8 @@ def recorded_seconds(tasks: list, database, target) -> list:
     best = []
     for task in tasks:
         record = database.query_tuning_record(task.dispatched[0], target, "main")
-        secs = [float(s) for s in record.run_secs] if record is not None and record.run_secs else []
-        best.append(sum(secs) / len(secs) * task.weight if secs else None)
+        secs = mean_seconds(record.run_secs) if record is not None else None
+        best.append(secs * task.weight if secs is not None else None)
     measured = [(s, task_flops(t)) for s, t in zip(best, tasks) if s is not None]
     per_flop = sum(s for s, _ in measured) / (sum(f for _, f in measured) or 1.0) if measured else 1e-9
     return [s if s is not None else task_flops(t) * per_flop for s, t in zip(best, tasks)]
