@@ -78,10 +78,13 @@ def cmd_tune(args):
 def cmd_remeasure(args):
     from .tuning.remeasure import remeasure
 
-    results = remeasure(args.model, args.target, args.variant, args.top, args.schedules, args.imgsz, args.batch)
-    faster = sum(r.faster for r in results)
-    print(f"{len(results)} tasks: the best {args.top} records of each measured again and appended; "
+    report = remeasure(args.model, args.target, args.variant, args.top, args.schedules, args.imgsz, args.batch,
+                       tuple(args.task or ()))
+    faster = sum(r.faster for r in report.tasks)
+    print(f"{len(report.tasks)} tasks: the best {args.top} records of each measured again and appended; "
           f"{faster} task(s) now run faster than their best record said")
+    if report.interrupted:
+        sys.exit(130)
 
 
 def cmd_rpc(args):
@@ -398,6 +401,8 @@ def build_parser():
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--top", type=int, default=4, help="records per task (default 4)")
+    p.add_argument("--task", action="append", metavar="NAME",
+                   help="only tasks whose name contains NAME (repeatable; default: every task)")
     p.add_argument("--schedules", help="schedules root (default: the committed schedules/)")
     p.set_defaults(func=cmd_remeasure)
 

@@ -12,10 +12,10 @@ def build_candidate(mod, target, _params):
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
     from ..passes import polynomial_exp
-    from ..passes.vectorize_concat_axis import vectorize_concat_axis
+    from .tasks import rewrite_kernels
 
-    polynomial_exp.register()  # candidates are measured with the exp and concat loops compile builds
-    mod = vectorize_concat_axis()(mod)
+    polynomial_exp.register()  # candidates are measured with the exp and kernels compile builds
+    mod = rewrite_kernels(mod, target)
 
     if target.kind.name == "cuda":
         import tvm.support.nvcc  # noqa: F401  registers the CUDA compile callback in this worker

@@ -82,28 +82,15 @@ class TuningProgress(PyMeasureCallback):
                        .splitlines()[0][:160] + "): stopping. Every trial measured so far is saved; run the "
                        "same command again once the device is back to resume")
 
-    @contextmanager
     def stopping_on_interrupt(self):
         """Around the whole tune: the first Ctrl-C (SIGINT) ends it at the next measured batch, as
-        the time budget does (what was measured stays saved, the meta too); a second interrupts
-        at once, the usual way. Python's default raised KeyboardInterrupt inside MetaSchedule's
-        C++ loop, which did not stop the tune."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.getsignal(signal.SIGINT)
-
-        def interrupt(_signum, _frame):
-            signal.signal(signal.SIGINT, previous)
+        the time budget does (what was measured stays saved, the meta too)."""
+        def first_interrupt():
             self.interrupted = True
             print("[tune] interrupt: stopping after the trials in flight (interrupt again to abort now)",
                   file=self.stream, flush=True)
 
-        signal.signal(signal.SIGINT, interrupt)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        return deferring_interrupt(first_interrupt)
 
     @contextmanager
     def catching_stop(self):
@@ -121,3 +108,24 @@ class TuningProgress(PyMeasureCallback):
         self.stop_reason = why
         print(f"[tune] {why}", file=self.stream, flush=True)
         raise TuneStopped(why)
+
+
+@contextmanager
+def deferring_interrupt(on_first):
+    """The first Ctrl-C (SIGINT) calls ``on_first`` and the work stops where it checks for it; a
+    second interrupts at once, the usual way. Python's default raises KeyboardInterrupt inside
+    MetaSchedule's C++ loops and builder pools, which swallow it: the work went on."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupt(_signum, _frame):
+        signal.signal(signal.SIGINT, previous)
+        on_first()
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -18,6 +18,7 @@ from ..models import load_model
 from .builder import local_builder
 from .database import database_dir, open_database
 from .measure import mean_seconds, measurement
+from .progress import deferring_interrupt
 from .tasks import extract_tasks
 
 
@@ -34,9 +35,17 @@ class Remeasured:
         return bool(now and self.recorded_ms) and min(now) < self.recorded_ms[0]
 
 
+@dataclass
+class RemeasureReport:
+    tasks: list  # Remeasured, one per task measured
+    interrupted: bool = False  # stopped by Ctrl-C before the last task
+
+
 def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int = 4, root=None,
-              input_size: int | None = None, batch: int = 1) -> list:
-    """Append each task's ``top`` best records, measured again on this machine, to the database."""
+              input_size: int | None = None, batch: int = 1, only: tuple = ()) -> RemeasureReport:
+    """Append each task's ``top`` best records, measured again on this machine, to the database;
+    with ``only``, just the tasks whose names contain one of those strings (a deep re-measure of a
+    few tasks costs minutes, of all of them hours)."""
     import tvm
 
     spec = load_model(model, input_size, variant)
@@ -47,11 +56,19 @@ def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int =
     if db is None:
         raise FileNotFoundError(f"no tuning database for {model} {variant} on {preset.name}")
     database = db.open()
-    tasks = extract_tasks(import_model(spec, batch), tvm_target, db.graph_form)
+    tasks = _selected(extract_tasks(import_model(spec, batch), tvm_target, db.graph_form), only)
     builder = local_builder(cross_compiler=preset.cross_compiler)
-    results = []
-    with measurement(preset) as measure:
+    results, interrupted = [], []
+
+    def first_interrupt():
+        interrupted.append(True)
+        print("[remeasure] interrupt: stopping after this task (interrupt again to abort now)", file=sys.stderr,
+              flush=True)
+
+    with measurement(preset) as measure, deferring_interrupt(first_interrupt):
         for n, task in enumerate(tasks):
+            if interrupted:
+                break
             records = list(database.get_top_k(database.commit_workload(task.dispatched[0]), top))
             if not records:
                 continue
@@ -63,7 +80,16 @@ def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int =
                   f"{' '.join(_fmt(r) for r in now)} ms now", file=sys.stderr, flush=True)
             # not trials: tune counts records as trials spent only beyond these
             db.save_meta(remeasured_records=db.meta.get("remeasured_records", 0) + sum(t is not None for t in now))
-    return results
+    return RemeasureReport(results, bool(interrupted))
+
+
+def _selected(tasks: list, only: tuple) -> list:
+    """The tasks named (by a part of their name) in ``only``, all of them when it is empty."""
+    unmatched = [part for part in only if not any(part in task.task_name for task in tasks)]
+    if unmatched:
+        raise ValueError(f"no task matches {', '.join(unmatched)}; the tasks are: "
+                         f"{', '.join(task.task_name for task in tasks)}")
+    return [task for task in tasks if not only or any(part in task.task_name for part in only)]
 
 
 def _measure(records, mod, target, device: str, builder, runner, database) -> list:

@@ -133,6 +133,25 @@ def _gpu_default_schedules(_target) -> list:
 DEFAULT_SCHEDULES = {"llvm": lambda _target: [], "cuda": _gpu_default_schedules}
 
 
+def _cpu_kernel_rewrites():
+    from ..passes.vectorize_concat_axis import vectorize_concat_axis
+
+    return [vectorize_concat_axis()]
+
+
+# TIR rewrites of scheduled kernels, per target kind: compile runs them after the records are
+# applied and the tuning builder on every candidate, so what is measured is what is built, and
+# records keep matching the unrewritten TIR. GPU kernels bind their inner loops to threads: the
+# concat loops are not theirs to vectorize.
+KERNEL_REWRITES = {"llvm": _cpu_kernel_rewrites, "cuda": list}
+
+
+def rewrite_kernels(mod, target):
+    import tvm
+
+    return tvm.transform.Sequential(KERNEL_REWRITES[target.kind.name]())(mod)
+
+
 def compile_with_database(mod, target, database, form: GraphForm = GraphForm(), pass_config: dict | None = None):
     """Build with tuned records applied, weight repacking folded into the constants, and every
     function without a record left on its default schedule."""
@@ -146,11 +165,9 @@ def compile_fused(fused, target, database, pass_config: dict | None = None):
     from tvm import relax
     from tvm.relax import transform as T
 
-    from ..passes.vectorize_concat_axis import vectorize_concat_axis
-
     @tvm.transform.module_pass(opt_level=3)
     def pipeline(mod, _ctx):
-        mod = vectorize_concat_axis()(T.MetaScheduleApplyDatabase(enable_warning=False)(mod))
+        mod = rewrite_kernels(T.MetaScheduleApplyDatabase(enable_warning=False)(mod), target)
         mod = tvm.transform.Sequential([*DEFAULT_SCHEDULES[target.kind.name](target), T.SplitLayoutRewritePreproc(),
                                         T.LiftTransformParams(), T.FoldConstant()])(mod)
         return tvm.transform.Sequential(lowering_passes(target))(mod)
