@@ -75,6 +75,20 @@ def find_database(preset, tjson: dict, model: str, variant: str, root=None):
     return db, (None if db else f"no tuning database at {directory}")
 
 
+def compile_preset(target: str, spec: ModelSpec, tuned: bool = True, schedules_root=None, flags=None):
+    """The preset to build for. ``x86`` on a host that runs several x86 presets: the widest one
+    with a tuning database for this model variant, else the widest. Untuned code is tens of times
+    slower than tuned, so an AVX-512 host is better served by the tuned AVX2 library than by
+    untuned AVX-512 code."""
+    from .tuning.database import META_FILE, database_dir
+
+    if target != "x86" or not tuned:
+        return targets.resolve_preset(target, flags)
+    runnable = targets.host_x86_presets(flags)
+    tuned_here = [p for p in runnable if (database_dir(p.name, spec.name, spec.variant, schedules_root) / META_FILE).exists()]
+    return (tuned_here or runnable)[0]
+
+
 def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores: int | None = None,
                  tuned: bool = True, schedules_root=None, pass_config: dict | None = None) -> Compiled:
     """Import and compile; with ``tuned``, apply the committed database for exactly this model
@@ -85,7 +99,7 @@ def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores
     from .passes import polynomial_exp
 
     polynomial_exp.register()
-    preset = targets.resolve_preset(target)
+    preset = compile_preset(target, spec, tuned, schedules_root)
     pass_config = pass_config or {}
     tjson = targets.target_json(preset, num_cores)
     tvm_target = tvm.target.Target(tjson)

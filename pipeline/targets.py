@@ -68,7 +68,8 @@ PRESETS = {p.name: p for p in (
     TargetPreset(
         "x86-avx512-vnni", {"kind": "llvm", "mcpu": "cascadelake"},
         "x86-64 with AVX-512 and VNNI (Intel Cascade Lake and newer, AMD Zen 4 and newer)",
-        cpu_flags=("avx512f", "avx512bw", "avx512vl", "avx512_vnni"), conv_layout="NHWC", int8_kernel="avx2-8x4"),
+        cpu_flags=("avx512f", "avx512bw", "avx512vl", "avx512_vnni"), conv_layout="NHWC",
+        int8_kernel="avx512-vnni-8x4"),
     TargetPreset(
         "x86-avx512", {"kind": "llvm", "mcpu": "skylake-avx512"},
         "x86-64 with AVX-512 (F/BW/VL/DQ), no VNNI",
@@ -104,14 +105,19 @@ def host_cpu_flags(cpuinfo="/proc/cpuinfo") -> set:
     return set()
 
 
+def host_x86_presets(flags=None) -> list:
+    """Every x86 preset this host runs, widest first."""
+    flags = host_cpu_flags() if flags is None else flags
+    runnable = [PRESETS[name] for name in X86_ORDER if set(PRESETS[name].cpu_flags) <= flags]
+    if not runnable:
+        raise UnknownTargetError("this host has no AVX2+FMA; no x86 preset fits it")
+    return runnable
+
+
 def resolve_preset(name: str, flags=None) -> TargetPreset:
     """The preset for a name; ``x86`` becomes the widest x86 preset this host supports."""
     if name == "x86":
-        flags = host_cpu_flags() if flags is None else flags
-        for candidate in X86_ORDER:
-            if set(PRESETS[candidate].cpu_flags) <= flags:
-                return PRESETS[candidate]
-        raise UnknownTargetError("this host has no AVX2+FMA; no x86 preset fits it")
+        return host_x86_presets(flags)[0]
     if name == "arm":
         return PRESETS[ARM_ALIAS]
     if name not in PRESETS:

@@ -1,5 +1,6 @@
 """Int8 dot-product kernels: MetaSchedule's design spaces for packed int8 convs tensorize with
-our AVX2 intrinsic, build to vpmaddubsw code, compute exactly, and leave float tasks alone."""
+our intrinsics, build to vpmaddubsw (AVX2) or vpdpbusd (VNNI) code, compute exactly, and leave
+float tasks alone."""
 
 import numpy as np
 import pytest
@@ -29,9 +30,9 @@ def convs():
     return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1))
 
 
-def postprocessed_spaces(mod, form):
+def postprocessed_spaces(mod, form, target=TARGET):
     """Every design space of the largest task, with the space generator's postprocs applied."""
-    target = tvm.target.Target(TARGET)
+    target = tvm.target.Target(target)
     task = max(extract_tasks(mod, target, form), key=task_flops)
     context = tune_contexts([task], 0, form)[0]
     spaces = context.generate_design_space()
@@ -40,17 +41,25 @@ def postprocessed_spaces(mod, form):
     return task, spaces
 
 
-def run(func_mod, args):
-    lib = tvm.compile(func_mod, target=tvm.target.Target(TARGET))
+def run(func_mod, args, target=TARGET):
+    lib = tvm.compile(func_mod, target=tvm.target.Target(target))
     tensors = [tvm.runtime.tensor(a) for a in args]
     lib["main"](*tensors)
     return lib, tensors[-1].numpy()
 
 
-@pytest.mark.parametrize("revision", [1, 2])
-def test_packed_int8_conv_spaces_tensorize_into_vpmaddubsw_and_compute_exactly(tmp_path, revision):
+# preset, revision, the instruction its kernel builds to
+KERNELS = [("x86-avx2", 1, "vpmaddubsw"), ("x86-avx2", 2, "vpmaddubsw"), ("x86-avx512-vnni", 2, "vpdpbusd")]
+
+
+@pytest.mark.parametrize("preset, revision, instruction", KERNELS)
+def test_packed_int8_conv_spaces_tensorize_into_the_kernel_and_compute_exactly(tmp_path, preset, revision, instruction):
+    preset = targets.PRESETS[preset]
+    if not set(preset.cpu_flags) <= targets.host_cpu_flags():
+        pytest.skip(f"this host cannot run {preset.name} code")
+    target = targets.target_json(preset)
     mod = lower_int8(import_onnx(quantized_onnx(convs(), SHAPE, tmp_path / "c.onnx"), "c", SHAPE))
-    task, spaces = postprocessed_spaces(mod, GraphForm("NHWC", "avx2-8x4", revision))
+    task, spaces = postprocessed_spaces(mod, GraphForm("NHWC", preset.int8_kernel, revision), target)
     assert "u8i8_packed" in task.task_name and spaces
     # revision 2 pads inside the conv's own kernel (a 20x20 input padded to 22x22)
     assert (revision == 2) == any(tuple(int(d) for d in p.ty.shape) == (1, 20, 20, 16)
@@ -58,11 +67,11 @@ def test_packed_int8_conv_spaces_tensorize_into_vpmaddubsw_and_compute_exactly(t
     rng = np.random.default_rng(0)
     args = [rng.integers(0, 64 if "int" in str(p.ty.dtype) else 2, [int(d) for d in p.ty.shape]).astype(str(p.ty.dtype))
             for p in task.dispatched[0]["main"].params]
-    _, want = run(task.dispatched[0], args)
+    _, want = run(task.dispatched[0], args, target)
     for sch in spaces:
         assert 'tensorize(' in str(sch.trace)
-        lib, got = run(sch.mod, args)
-        assert lib.mod.inspect_source("asm").count("vpmaddubsw") > 0
+        lib, got = run(sch.mod, args, target)
+        assert lib.mod.inspect_source("asm").count(instruction) > 0
         np.testing.assert_array_equal(got, want)
 
 

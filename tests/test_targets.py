@@ -57,3 +57,22 @@ def test_code_for_another_isa_is_refused_before_it_runs():
     targets.check_host_can_run(targets.PRESETS["arm-aarch64"], set(), isa="aarch64")
     with pytest.raises(UnknownTargetError, match="asimddp"):
         targets.check_host_can_run(targets.PRESETS["arm-rpi5"], {"asimd"}, isa="aarch64")
+
+
+VNNI_HOST = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni"}
+
+
+def test_compiling_for_x86_takes_the_widest_preset_with_a_tuning_database(tmp_path):
+    from pipeline.build import compile_preset
+    from pipeline.models import load_model
+    from pipeline.tuning.database import META_FILE, database_dir
+
+    spec = load_model("yolov3-tiny", 96)
+    assert compile_preset("x86", spec, schedules_root=tmp_path, flags=VNNI_HOST).name == "x86-avx512-vnni"
+    avx2_db = database_dir("x86-avx2", "yolov3-tiny", "fp32", tmp_path)
+    avx2_db.mkdir(parents=True)
+    (avx2_db / META_FILE).write_text("{}")
+    assert compile_preset("x86", spec, schedules_root=tmp_path, flags=VNNI_HOST).name == "x86-avx2"
+    # untuned builds, and presets named outright, are what was asked for
+    assert compile_preset("x86", spec, tuned=False, schedules_root=tmp_path, flags=VNNI_HOST).name == "x86-avx512-vnni"
+    assert compile_preset("x86-avx512", spec, schedules_root=tmp_path, flags=VNNI_HOST).name == "x86-avx512"

@@ -129,6 +129,7 @@ def peak_rss(engine: str, path: Path, spec, batch: int, threads: int) -> float |
 def bench_model(model: str, input_size: int | None = None, target: str = "x86", batches=(1,), threads=(2,),
                 streams=(), reps: int = 5, engines=ENGINE_ORDER, memory: bool = True, workdir=None) -> dict:
     spec = load_model(model, input_size)
+    preset = build.compile_preset(target, spec).name  # what the TVM library is built for
     workdir = Path(workdir or tempfile.mkdtemp(prefix="slimdet-bench-"))
     rows, unavailable_all, tvm_tuning = [], {}, None
     rng = np.random.default_rng(0)
@@ -152,7 +153,7 @@ def bench_model(model: str, input_size: int | None = None, target: str = "x86", 
             times = time_interleaved(built, x, reps)
             for name, t in times.items():
                 p50 = statistics.median(t)
-                rows.append(Row(spec.name, spec.input_size, build.targets.resolve_preset(target).name, batch,
+                rows.append(Row(spec.name, spec.input_size, preset, batch,
                                 n_threads, name, round(p50, 3), round(float(np.percentile(t, 90)), 3),
                                 round(batch * 1e3 / p50, 2), rss[name], round(built[name].artifact_mb, 2),
                                 diffs[name], tuned=getattr(built[name], "tuned", False)))
@@ -160,12 +161,12 @@ def bench_model(model: str, input_size: int | None = None, target: str = "x86", 
             for name, engine in built.items():
                 _progress(f"{n_streams} parallel streams: {name}, batch {batch}")
                 ips = streams_throughput(engine, x, n_streams, max(2, reps // 2))
-                rows.append(Row(spec.name, spec.input_size, build.targets.resolve_preset(target).name, batch, 1,
+                rows.append(Row(spec.name, spec.input_size, preset, batch, 1,
                                 name, float("nan"), float("nan"), round(ips, 2), rss[name],
                                 round(built[name].artifact_mb, 2), diffs[name], streams=n_streams,
                                 tuned=getattr(built[name], "tuned", False)))
     return {"model": spec.name, "input_size": spec.input_size, "weights": spec.weights,
-            "target": build.targets.resolve_preset(target).name, "rows": [asdict(r) for r in rows],
+            "target": preset, "rows": [asdict(r) for r in rows],
             "unavailable": unavailable_all, "tvm_tuning": tvm_tuning,
             "notes": ["Medians of interleaved rounds in one process; compare ratios, not absolute times.",
                       "TVM peak RSS is measured with runtime-only TVM and no torch, as deployed.",
