@@ -130,6 +130,7 @@ class TVMLibrary(Engine):
         from tvm.runtime.vm import VirtualMachine
 
         self.tuning = artifact.metadata["tuning"] if hasattr(artifact, "metadata") else {"database": None}
+        self.preset = artifact.metadata.get("target_preset") if hasattr(artifact, "metadata") else None
         self.tuned = bool(self.tuning.get("tuned_tasks"))  # a database may hold no record for this shape
         self.tvm, self.path = tvm, str(library_path)
         self.lib = tvm.runtime.load_module(self.path)

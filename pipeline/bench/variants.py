@@ -109,7 +109,7 @@ def variant_report(model: str, variants=("fp32",), target: str = "x86", threads:
         rows.append({
             "variant": variant, "weights": spec.weights, "params_m": round(params / 1e6, 3),
             "gmacs": round(macs / 1e9, 3), "library_mb": round(library.artifact_mb, 2),
-            "tuned": library.tuned, "tuning": library.tuning.get("coverage") or library.tuning.get("reason"),
+            "preset": library.preset, "tuned": library.tuned, "tuning": library.tuning.get("coverage") or library.tuning.get("reason"),
             "trials": library.tuning.get("trials"), "tvm_p50_ms": round(p50[f"tvm ({variant})"], 3),
             "speedup_vs": timings.speedups(variant),
             "accuracy": _accuracy(spec, base, library, timings.peers.get("pytorch-eager"), test_images),
@@ -136,7 +136,8 @@ def markdown(report: dict) -> str:
     for r in report["rows"]:
         acc = r["accuracy"]
         tvm = f"{r['tvm_p50_ms']:.1f}" + ("" if r["tuned"] else " (untuned)")
-        lines.append(f"| {r['variant']} | {r['params_m']:.2f} | {r['gmacs']:.3f} | {r['library_mb']:.1f} | "
+        variant = r["variant"] + (f" ({r['preset']})" if r.get("preset") else "")
+        lines.append(f"| {variant} | {r['params_m']:.2f} | {r['gmacs']:.3f} | {r['library_mb']:.1f} | "
                      f"{acc['map50']:.3f} / {acc['map']:.3f} | {tvm} | "
                      + " | ".join(f"{r['speedup_vs'][p]:.2f}x" if p in r["speedup_vs"] else "-" for p in peers)
                      + " |")
@@ -156,7 +157,8 @@ def plot(report: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for r in report["rows"]:
         ax.scatter(r["tvm_p50_ms"], r["accuracy"]["map50"], s=40, zorder=3)
-        ax.annotate(f"TVM {r['variant']}{'' if r['tuned'] else ' (untuned)'}", (r["tvm_p50_ms"], r["accuracy"]["map50"]),
+        preset = f" ({r['preset']})" if r.get("preset") else ""
+        ax.annotate(f"TVM {r['variant']}{preset}{'' if r['tuned'] else ' (untuned)'}", (r["tvm_p50_ms"], r["accuracy"]["map50"]),
                     fontsize=8, xytext=(5, 4), textcoords="offset points")
     for i, (peer, ms) in enumerate(report["peers_p50_ms"].items()):
         ax.axvline(ms, color=f"C{i + 1}", linestyle=":", linewidth=1, label=peer)
