@@ -79,10 +79,14 @@ def cmd_remeasure(args):
     from .tuning.remeasure import remeasure
 
     report = remeasure(args.model, args.target, args.variant, args.top, args.schedules, args.imgsz, args.batch,
-                       tuple(args.task or ()))
-    faster = sum(r.faster for r in report.tasks)
-    print(f"{len(report.tasks)} tasks: the best {args.top} records of each measured again and appended; "
-          f"{faster} task(s) now run faster than their best record said")
+                       tuple(args.task or ()), source=args.source)
+    if args.source:
+        print(f"{len(report.tasks)} tasks seeded: the best {args.top} {args.source} records of each measured on "
+              f"{args.target}; `slimdet tune` goes on from them")
+    else:
+        faster = sum(r.faster for r in report.tasks)
+        print(f"{len(report.tasks)} tasks: the best {args.top} records of each measured again and appended; "
+              f"{faster} task(s) now run faster than their best record said")
     if report.interrupted:
         sys.exit(130)
 
@@ -403,6 +407,9 @@ def build_parser():
     p.add_argument("--top", type=int, default=4, help="records per task (default 4)")
     p.add_argument("--task", action="append", metavar="NAME",
                    help="only tasks whose name contains NAME (repeatable; default: every task)")
+    p.add_argument("--from", dest="source", metavar="PRESET",
+                   help="seed the target's database: measure the best records of the model's database for "
+                        "PRESET (e.g. x86-avx2 for a new x86-avx512-vnni database) on the target")
     p.add_argument("--schedules", help="schedules root (default: the committed schedules/)")
     p.set_defaults(func=cmd_remeasure)
 

@@ -130,6 +130,49 @@ def test_remeasured_records_are_appended_and_are_not_trials(tuned_root, tmp_path
     assert again.trials_run == 0 and again.trials_before == trials
 
 
+def _wider_host_preset():
+    wider = [p.name for p in targets.host_x86_presets() if p.name != "x86-avx2"]
+    if not wider:
+        pytest.skip("this host runs no x86 preset wider than x86-avx2 to seed")
+    return wider[0]
+
+
+def test_a_database_for_a_wider_preset_is_seeded_from_an_avx2_one(tuned_root, tmp_path):
+    """The AVX2 database's best schedules, measured on the wider target, start its database: in the
+    AVX2 graph form, every time measured there, none counted as trials; a second seeding skips
+    the tasks it holds."""
+    root, first = tuned_root
+    preset = _wider_host_preset()
+    [task] = remeasure("yolov3-tiny", preset, top=2, root=tmp_path, input_size=SIZE, source="x86-avx2",
+                       source_root=root).tasks
+    assert all(t and t > 0 for t in task.now_ms) and len(task.now_ms) == len(task.recorded_ms) >= 1
+    db = open_database(database_dir(preset, "yolov3-tiny", "fp32", tmp_path),
+                       targets.target_json(targets.PRESETS[preset]))
+    avx2 = open_database(database_dir("x86-avx2", "yolov3-tiny", "fp32", root),
+                         targets.target_json(targets.PRESETS["x86-avx2"]))
+    assert db.graph_form == avx2.graph_form and db.meta["seeded_from"] == "x86-avx2"
+    assert db.record_count == db.meta["remeasured_records"] == len(task.now_ms)
+    assert all(json.loads(line)[1][2]["mcpu"] == targets.PRESETS[preset].target["mcpu"]
+               for line in (db.directory / RECORD_FILE).read_text().splitlines())
+    again = remeasure("yolov3-tiny", preset, top=2, root=tmp_path, input_size=SIZE, source="x86-avx2",
+                      source_root=root)
+    assert again.tasks == [] and db.record_count == len(task.now_ms)
+    compiled = build.compile_spec(load_model("yolov3-tiny", SIZE), preset, schedules_root=tmp_path)
+    assert compiled.tuning["tuned_tasks"] == 1
+    for g, w in _library_and_eager_outputs(compiled):
+        assert np.abs(g - w).max() < 1e-3
+
+
+def test_seeding_names_what_it_cannot_seed_from(tuned_root, tmp_path):
+    root, _ = tuned_root
+    with pytest.raises(ValueError, match="another preset of the same kind"):
+        remeasure("yolov3-tiny", "x86-avx2", root=root, input_size=SIZE, source="x86-avx2")
+    with pytest.raises(ValueError, match="another preset of the same kind .*not from cuda-sm90"):
+        remeasure("yolov3-tiny", "x86-avx2", root=root, input_size=SIZE, source="cuda-sm90")
+    with pytest.raises(FileNotFoundError, match="no tuning database for yolov3-tiny fp32 on x86-avx512 to seed"):
+        remeasure("yolov3-tiny", "x86-avx2", root=tmp_path, input_size=SIZE, source="x86-avx512")
+
+
 def test_remeasure_names_a_task_it_cannot_find(tuned_root, tmp_path):
     directory, _ = _database_copy(tuned_root, tmp_path)
     root = tmp_path / "root"

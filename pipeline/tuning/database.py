@@ -129,6 +129,16 @@ def read_meta(directory: Path) -> dict | None:
     return meta
 
 
+def open_for_tuning(directory, target: dict, model: str, variant: str, preset: str, **new_meta) -> TuningDatabase:
+    """The database in ``directory`` for ``target``, created (stamped with the model, preset and the
+    TVM versions it is tuned with) if missing."""
+    import tvm
+    import tvm_ffi
+
+    return open_database(directory, target, create=True, model=model, variant=variant, preset=preset,
+                         tvm_version=tvm.__version__, tvm_ffi_version=tvm_ffi.__version__, **new_meta)
+
+
 def open_database(directory, target: dict, create: bool = False, **new_meta) -> TuningDatabase | None:
     """The database in ``directory`` if it was tuned for exactly ``target``.
 

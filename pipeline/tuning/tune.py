@@ -13,7 +13,7 @@ from .. import targets
 from ..build import import_model
 from ..models import load_model
 from .builder import local_builder
-from .database import TuningDatabaseError, cpu_model, database_dir, open_database
+from .database import TuningDatabaseError, cpu_model, database_dir, open_for_tuning
 from .int8_dot import space_generator
 from .intrinsics import register_for as register_intrinsics_for
 from .measure import mean_seconds, measurement
@@ -165,7 +165,6 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
     ``conv3x3``: how a new database computes fp32 3x3 stride-1 convs (tasks.CONV3X3_ALGORITHMS;
     default direct); an existing one keeps its own, and asking it for another is an error."""
     import tvm
-    import tvm_ffi
     from tvm.s_tir import meta_schedule as ms
 
     from .progress import TuningProgress
@@ -175,9 +174,8 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
     tjson = targets.target_json(preset)
     tvm_target = tvm.target.Target(tjson)
     with measurement(preset, rpc_tracker, rpc_key, emulate) as measure:
-        db = open_database(database_dir(preset.name, model, variant, root or (emulated_schedules() if emulate else None)),
-                           tjson, create=True, model=model, variant=variant, preset=preset.name,
-                           tvm_version=tvm.__version__, tvm_ffi_version=tvm_ffi.__version__)
+        db = open_for_tuning(database_dir(preset.name, model, variant, root or (emulated_schedules() if emulate else None)),
+                             tjson, model, variant, preset.name)
         # A database keeps the graph form it was started with (its records only match that graph).
         form = db.graph_form if db.record_count else GraphForm(preset.conv_layout, preset.int8_kernel,
                                                                     LATEST_INT8_REVISION, conv3x3 or "direct")
