@@ -87,12 +87,13 @@ def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int =
             if interrupted:
                 break
             mod = task.dispatched[0]
-            if source is not None and list(database.get_top_k(database.commit_workload(mod), 1)):
+            workload = database.commit_workload(mod)
+            if source is not None and list(database.get_top_k(workload, 1)):
                 continue  # seeded before
             records = list(records_from.get_top_k(records_from.commit_workload(mod), top))
             if not records:
                 continue
-            now = _measure(records, mod, tvm_target, preset.device, builder, measure.runner, database)
+            now = _measure(records, workload, tvm_target, preset.device, builder, measure.runner, database)
             results.append(Remeasured(task.task_name, [_ms(r.run_secs) for r in records], now))
             print(f"[remeasure] {n + 1}/{len(tasks)} {task.task_name[:48]}: "
                   f"{' '.join(_fmt(r) for r in results[-1].recorded_ms)} ms recorded"
@@ -143,18 +144,18 @@ def _selected(tasks: list, only: tuple) -> list:
     return [task for task in tasks if not only or any(part in task.task_name for part in only)]
 
 
-def _measure(records, mod, target, device: str, builder, runner, database) -> list:
-    """Build and run each record's schedule of ``mod``; commit those that ran, with today's times."""
+def _measure(records, workload, target, device: str, builder, runner, database) -> list:
+    """Build and run each record's schedule of ``workload`` (``database``'s, whatever database the
+    records came from); commit those that ran, with today's times."""
     from tvm.s_tir import Schedule
     from tvm.s_tir import meta_schedule as ms
 
     schedules = []
     for record in records:
-        sch = Schedule(mod)
+        sch = Schedule(workload.mod)
         record.trace.apply_to_schedule(sch, remove_postproc=False)
         schedules.append(sch)
     built = builder.build([ms.builder.BuilderInput(sch.mod, target) for sch in schedules])
-    workload = database.commit_workload(mod)  # records from another database name its workload
     now = []
     for record, result in zip(records, built):
         if result.error_msg:
