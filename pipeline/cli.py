@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 from .errors import SlimdetError
+from .runtime import profile
 from .tuning.tasks import CONV3X3_ALGORITHMS
 
 
@@ -456,6 +457,10 @@ def build_parser():
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.45)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("profile", help="time each kernel of an exported library: where an inference spends it")
+    profile.add_arguments(p)
+    p.set_defaults(func=profile.run_profile)
 
     p = sub.add_parser("bench", help="TVM vs eager PyTorch, torch.compile, ONNX Runtime, OpenVINO in one run")
     p.add_argument("--model", required=True)

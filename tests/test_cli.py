@@ -2,22 +2,27 @@ from pipeline import assets
 from pipeline.cli import main
 
 
-def test_compile_then_predict_writes_an_annotated_png(tmp_path, capsys):
+def test_compile_then_predict_and_profile(tmp_path, capsys):
     assert main(["compile", "--model", "yolov3-tiny", "--imgsz", "416", "--out", str(tmp_path / "a")]) == 0
     png = tmp_path / "dog.png"
     assert main(["predict", "--artifact", str(tmp_path / "a"), "--image", str(assets.photo("dog.jpg")),
                  "--out", str(png)]) == 0
     out = capsys.readouterr().out
     assert "dog" in out and "bicycle" in out and png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["profile", "--artifact", str(tmp_path / "a"), "--top", "3", "--reps", "1"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert "kernel calls" in table[0] and "conv2d" in table[2] and "more kernels" in table[-1]
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert main(["compile", "--model", "nope", "--out", str(tmp_path)]) == 2
     assert main(["compile", "--model", "yolov3-tiny", "--target", "sparc", "--out", str(tmp_path)]) == 2
     assert main(["predict", "--artifact", str(tmp_path / "missing"), "--image", "x.jpg"]) == 2
+    assert main(["profile", "--artifact", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("slimdet: error: ") for line in err)
-    assert "unknown model 'nope'" in err[0] and "unknown target 'sparc'" in err[1] and "not found" in err[2]
+    assert len(err) == 4 and all(line.startswith("slimdet: error: ") for line in err)
+    assert "unknown model 'nope'" in err[0] and "unknown target 'sparc'" in err[1]
+    assert "not found" in err[2] and "not found" in err[3]
 
 
 def test_prune_writes_a_named_variant_and_bad_compression_input_exits_2(tmp_path, capsys):

@@ -14,7 +14,7 @@ from ..targets import host_cpu_flags, host_isa
 from .artifact import read_artifact
 from .decode import decode, detect
 from .preprocess import letterbox, load_image
-from .threads import set_threads
+from .threads import set_threads, size_tvm_thread_pool
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class Predictor(Detector):
         self._tvm = tvm
         if threads:
             set_threads(tvm, threads)
+        self.threads = threads or size_tvm_thread_pool()  # the pool is sized once, when pipeline is imported
         super().__init__(self.run_library, meta["input_size"], meta["preprocess"], meta["decoder"], meta["classes"],
                          conf_threshold, iou_threshold)
 
