@@ -54,14 +54,16 @@ def cuda_preset(sm: int, gpus: str, host=X86_64_HOST, cross_compiler=None) -> Ta
 
 
 def arm_preset(name: str, description: str, cores: int | None, mcpu: str | None = None, mattr=("+neon",),
-               cpu_flags=()) -> TargetPreset:
+               cpu_flags=(), int8_kernel: str | None = None) -> TargetPreset:
     """A 64-bit ARM board. NEON needs no flag check (every aarch64 Linux core has it); dot product
-    does (``asimddp`` in /proc/cpuinfo's Features). NCHW, not NHWC: the channels-last A/B that made
-    NHWC the x86 default has not been run on any ARM board."""
+    does (``asimddp`` in /proc/cpuinfo's Features). Boards with an int8 dot-product kernel take
+    NHWC convs, as its packed convs need; the others NCHW: the channels-last A/B that made NHWC
+    the x86 default has not been run on any ARM board."""
     target = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", **({"mcpu": mcpu} if mcpu else {}),
               "mattr": list(mattr)}
     return TargetPreset(name, target, description, cpu_flags=cpu_flags, isa="aarch64",
-                        cross_compiler=AARCH64_CROSS_COMPILER, cores=cores)
+                        cross_compiler=AARCH64_CROSS_COMPILER, cores=cores,
+                        conv_layout="NHWC" if int8_kernel else "NCHW", int8_kernel=int8_kernel)
 
 
 PRESETS = {p.name: p for p in (
@@ -80,9 +82,9 @@ PRESETS = {p.name: p for p in (
         cpu_flags=("avx2", "fma"), conv_layout="NHWC", int8_kernel="avx2-8x4"),
     arm_preset("arm-rpi4", "Raspberry Pi 4 (4x Cortex-A72, NEON)", 4, "cortex-a72"),
     arm_preset("arm-rpi5", "Raspberry Pi 5 (4x Cortex-A76, NEON + dot product)", 4, "cortex-a76",
-               ("+neon", "+dotprod"), ("asimd", "asimddp")),
+               ("+neon", "+dotprod"), ("asimd", "asimddp"), "neon-sdot-4x4"),
     arm_preset("arm-jetson-orin", "Jetson Orin CPU (Cortex-A78AE; 6 cores on Orin NX/Nano 8 GB)", 6,
-               "cortex-a78ae", ("+neon", "+dotprod"), ("asimd", "asimddp")),
+               "cortex-a78ae", ("+neon", "+dotprod"), ("asimd", "asimddp"), "neon-sdot-4x4"),
     # Any ARMv8-A core; its core count comes from this host, which for the emulated device is right.
     arm_preset("arm-aarch64", "any 64-bit ARM (ARMv8-A, NEON); what the emulated device runs", None),
     cuda_preset(75, "Turing: T4, RTX 20xx"),

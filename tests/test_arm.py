@@ -135,3 +135,40 @@ def test_an_unreachable_tracker_and_a_board_target_without_one_are_clear_errors(
         tune("yolov3-tiny", "arm-rpi4", input_size=SIZE, trials=2, rpc_tracker="127.0.0.1:1", rpc_key="rpi4")
     with pytest.raises(TuneTargetError, match="arm-rpi4 code does not run on this x86_64 host.*--rpc-tracker"):
         tune("yolov3-tiny", "arm-rpi4", input_size=SIZE, trials=2)
+
+
+# Runs a library's ``main`` on the board: argument arrays from an .npz, the last one written back.
+RUN_KERNEL = """import sys, numpy as np, tvm
+lib, saved = tvm.runtime.load_module(sys.argv[1]), np.load(sys.argv[2])
+args = [tvm.runtime.tensor(saved[f"arr_{i}"]) for i in range(len(saved.files))]
+lib["main"](*args)
+np.save(sys.argv[3], args[-1].numpy())
+"""
+
+
+def test_dot_product_kernel_tensorizes_to_sdot_and_computes_exactly_on_the_emulated_board(board, tmp_path):
+    """arm-rpi5's int8 kernel: every design space of a packed u8 x i8 conv tensorizes into sdot
+    code, which runs on the emulated ARMv8.2 core and gives numpy's int32 sums exactly."""
+    import tvm
+    from tvm.support.cc import cross_compiler
+
+    from pipeline import targets
+    from pipeline.tuning.tasks import LATEST_INT8_REVISION, GraphForm
+
+    from .test_int8_dot import integer_conv_case, postprocessed_spaces
+
+    preset = targets.PRESETS["arm-rpi5"]
+    mod, args_for, want = integer_conv_case(preset.int8_kernel)
+    form = GraphForm(preset.conv_layout, preset.int8_kernel, LATEST_INT8_REVISION)
+    task, spaces = postprocessed_spaces(mod, form, targets.target_json(preset))
+    assert "u8i8_packed" in task.task_name and spaces
+    np.savez(tmp_path / "args.npz", *args_for(task.dispatched[0]["main"].params))
+    for i, sch in enumerate(spaces):
+        assert "tensorize(" in str(sch.trace)
+        lib = tvm.compile(sch.mod, target=tvm.target.Target(targets.target_json(preset)))
+        assert lib.mod.inspect_source("asm").count("sdot") > 0
+        lib.export_library(str(tmp_path / f"space{i}.so"), fcompile=cross_compiler(preset.cross_compiler))
+        proc = board.run(["-c", RUN_KERNEL, tmp_path / f"space{i}.so", tmp_path / "args.npz", tmp_path / f"out{i}.npy"],
+                         capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        np.testing.assert_array_equal(np.load(tmp_path / f"out{i}.npy"), want)

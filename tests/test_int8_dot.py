@@ -48,29 +48,69 @@ def run(func_mod, args, target=TARGET):
     return lib, tensors[-1].numpy()
 
 
+# A u8 x i8 -> i32 conv as integer_conv2d writes it: zero-point pad, then the conv; its output is
+# the raw int32 sums, so any error of a kernel shows (after a requantize it would mostly round away).
+CONV_SIZE, CONV_IN, CONV_OUT, ZERO_POINT = 20, 16, 32, 6
+
+
+def integer_conv_module(weight):
+    from tvm import relax
+
+    builder = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, CONV_SIZE, CONV_SIZE, CONV_IN), "uint8"))
+    with builder.function("main", [x]):
+        with builder.dataflow():
+            padded = builder.emit(relax.op.nn.pad(x, [0, 0, 1, 1, 1, 1, 0, 0], pad_value=float(ZERO_POINT)))
+            out = builder.emit_output(relax.op.nn.conv2d(padded, relax.const(weight), data_layout="NHWC",
+                                                         kernel_layout="OHWI", out_dtype="int32"))
+        builder.emit_func_output(out)
+    return builder.get()
+
+
+def integer_conv_case(kernel: str):
+    """(module, the task's arguments by parameter, the exact int32 result): full-range u8 data,
+    weights over the whole range the kernel is exact for (8 bits: -128 included), the sums
+    computed by numpy."""
+    from pipeline.passes.pack_int8_conv2d import pack_weight
+    from pipeline.tuning.int8_dot import INT8_DOTS
+
+    dot = INT8_DOTS[kernel]
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (1, CONV_SIZE, CONV_SIZE, CONV_IN)).astype("uint8")
+    low = -(1 << (dot.weight_bits - 1))
+    weight = rng.integers(low, -low, (CONV_OUT, 3, 3, CONV_IN)).astype("int8")
+    padded = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)], constant_values=ZERO_POINT)
+    windows = np.lib.stride_tricks.sliding_window_view(padded[0].astype(np.int64), (3, 3), axis=(0, 1))
+    want = np.einsum("hwcij,oijc->hwo", windows, weight.astype(np.int64))[None].astype("int32")
+    by_shape = {x.shape: x, padded.shape: padded, (1,): np.array([ZERO_POINT], "uint8"), want.shape: np.zeros_like(want)}
+
+    def args(params):
+        shapes = [tuple(int(d) for d in p.ty.shape) for p in params]
+        return [pack_weight(weight, dot.lanes, dot.group) if len(shape) == 6 else by_shape[shape] for shape in shapes]
+
+    return integer_conv_module(weight), args, want
+
+
 # preset, revision, the instruction its kernel builds to
 KERNELS = [("x86-avx2", 1, "vpmaddubsw"), ("x86-avx2", 2, "vpmaddubsw"), ("x86-avx512-vnni", 2, "vpdpbusd")]
 
 
 @pytest.mark.parametrize("preset, revision, instruction", KERNELS)
-def test_packed_int8_conv_spaces_tensorize_into_the_kernel_and_compute_exactly(tmp_path, preset, revision, instruction):
+def test_packed_int8_conv_spaces_tensorize_into_the_kernel_and_compute_exactly(preset, revision, instruction):
     preset = targets.PRESETS[preset]
     if not set(preset.cpu_flags) <= targets.host_cpu_flags():
         pytest.skip(f"this host cannot run {preset.name} code")
     target = targets.target_json(preset)
-    mod = lower_int8(import_onnx(quantized_onnx(convs(), SHAPE, tmp_path / "c.onnx"), "c", SHAPE))
+    mod, args_for, want = integer_conv_case(preset.int8_kernel)
     task, spaces = postprocessed_spaces(mod, GraphForm("NHWC", preset.int8_kernel, revision), target)
     assert "u8i8_packed" in task.task_name and spaces
-    # revision 2 pads inside the conv's own kernel (a 20x20 input padded to 22x22)
-    assert (revision == 2) == any(tuple(int(d) for d in p.ty.shape) == (1, 20, 20, 16)
-                                  for p in task.dispatched[0]["main"].params)
-    rng = np.random.default_rng(0)
-    args = [rng.integers(0, 64 if "int" in str(p.ty.dtype) else 2, [int(d) for d in p.ty.shape]).astype(str(p.ty.dtype))
-            for p in task.dispatched[0]["main"].params]
-    _, want = run(task.dispatched[0], args, target)
+    params = task.dispatched[0]["main"].params
+    # revision 2 pads inside the conv's own kernel (the 20x20 input is its argument, not 22x22)
+    assert (revision == 2) == any(tuple(int(d) for d in p.ty.shape) == (1, CONV_SIZE, CONV_SIZE, CONV_IN)
+                                  for p in params)
     for sch in spaces:
         assert 'tensorize(' in str(sch.trace)
-        lib, got = run(sch.mod, args, target)
+        lib, got = run(sch.mod, args_for(params), target)
         assert lib.mod.inspect_source("asm").count(instruction) > 0
         np.testing.assert_array_equal(got, want)
 

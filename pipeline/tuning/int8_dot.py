@@ -23,22 +23,32 @@ class Int8Dot:
     lanes: int   # int32 outputs per call: output channels
     group: int   # u8 x i8 products summed into each output: input channels
     make: callable  # () -> (desc, impl) PrimFuncs
+    weight_bits: int = 8  # exact for signed weights of this many bits
+
+
+def _u8i8_desc(lanes: int):
+    """What every kernel computes: ``lanes`` int32 sums of 4 u8 x i8 products, one per row of B."""
+    from tvm.script import tirx as T
+
+    @T.prim_func(s_tir=True)
+    def desc(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((lanes, 4), "int8", offset_factor=1),
+             C: T.Buffer((lanes,), "int32", offset_factor=1)) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:4], B[0:lanes, 0:4])
+            T.writes(C[0:lanes])
+            for i in T.serial(0, lanes):
+                for k in T.serial(0, 4):
+                    with T.sblock("update"):
+                        vi, vk = T.axis.remap("SR", [i, k])
+                        C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+
+    return desc
 
 
 def _avx2_8x4():
     from tvm.script import tirx as T
 
-    @T.prim_func(s_tir=True)
-    def desc(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((8, 4), "int8", offset_factor=1),
-             C: T.Buffer((8,), "int32", offset_factor=1)) -> None:
-        with T.sblock("root"):
-            T.reads(C[0:8], A[0:4], B[0:8, 0:4])
-            T.writes(C[0:8])
-            for i in T.serial(0, 8):
-                for k in T.serial(0, 4):
-                    with T.sblock("update"):
-                        vi, vk = T.axis.remap("SR", [i, k])
-                        C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+    desc = _u8i8_desc(8)
 
     @T.prim_func(s_tir=True)
     def impl(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((8, 4), "int8", offset_factor=1),
@@ -60,7 +70,7 @@ def _avx2_8x4():
 def _vnni_8x4():
     from tvm.script import tirx as T
 
-    desc, _ = _avx2_8x4()  # the same computation, one instruction
+    desc = _u8i8_desc(8)  # the AVX2 kernel's computation, one instruction
 
     @T.prim_func(s_tir=True)
     def impl(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((8, 4), "int8", offset_factor=1),
@@ -79,11 +89,41 @@ def _vnni_8x4():
     return desc, impl
 
 
+def _neon_sdot_4x4():
+    from tvm.script import tirx as T
+
+    desc = _u8i8_desc(4)
+
+    @T.prim_func(s_tir=True)
+    def impl(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((4, 4), "int8", offset_factor=1),
+             C: T.Buffer((4,), "int32", offset_factor=1)) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:4], A[0:4], B[0:4, 0:4])
+            T.writes(C[0:4])
+            # sdot multiplies signed bytes only: a ^ 0x80 is a - 128 as a signed byte, and
+            # sum((a - 128) w) - sum(-128 w) = sum(a w), exact for any int8 w
+            a = T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], "uint8x4"), dtype="int32"), 4),
+                              dtype="int8x16")
+            shifted = T.bitwise_xor(a, T.broadcast(T.int8(-128), 16))
+            w = B.vload([0, 0], dtype="int8x16")
+            C[T.ramp(T.int32(0), 1, 4)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.sdot.v4i32.v16i8"), C[T.ramp(T.int32(0), 1, 4)],
+                shifted, w, dtype="int32x4") - T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.sdot.v4i32.v16i8"), T.broadcast(T.int32(0), 4),
+                T.broadcast(T.int8(-128), 16), w, dtype="int32x4")
+
+    return desc, impl
+
+
 INT8_DOTS = {
-    "avx2-8x4": Int8Dot("slimdet_dot_8x4_avx2", lanes=8, group=4, make=_avx2_8x4),
+    "avx2-8x4": Int8Dot("slimdet_dot_8x4_avx2", lanes=8, group=4, make=_avx2_8x4, weight_bits=7),
     # AVX-512 VNNI on 256-bit vectors: Zen 4 runs 512-bit ones as two halves anyway, and the 8x4
     # blocks keep the packed layout and tiling of the AVX2 kernel
     "avx512-vnni-8x4": Int8Dot("slimdet_dot_8x4_vnni", lanes=8, group=4, make=_vnni_8x4),
+    # ARMv8.2 dot product (Cortex-A76/A78: Raspberry Pi 5, Jetson Orin): one 128-bit sdot is 4
+    # output channels x 4 input channels; u8 data costs a second sdot against the weights alone
+    # (u8 x i8 in one instruction, usdot, needs the i8mm extension those cores lack)
+    "neon-sdot-4x4": Int8Dot("slimdet_dot_4x4_sdot", lanes=4, group=4, make=_neon_sdot_4x4),
 }
 
 
