@@ -100,11 +100,37 @@ X86_ORDER = ("x86-avx512-vnni", "x86-avx512", "x86-avx2")
 ARM_ALIAS = "arm-aarch64"
 
 
-def host_cpu_flags(cpuinfo="/proc/cpuinfo") -> set:
+# Linux's names (its /proc/cpuinfo "Features") of the aarch64 AT_HWCAP bits 0, 1, 2, ...
+AARCH64_HWCAPS = ("fp", "asimd", "evtstrm", "aes", "pmull", "sha1", "sha2", "crc32", "atomics", "fphp", "asimdhp",
+                  "cpuid", "asimdrdm", "jscvt", "fcma", "lrcpc", "dcpop", "sha3", "sm3", "sm4", "asimddp", "sha512",
+                  "sve")
+AT_HWCAP = 16
+
+
+def host_cpu_flags(cpuinfo="/proc/cpuinfo", auxv="/proc/self/auxv") -> set:
+    """The CPU features this process may use. On aarch64 they come from the kernel's AT_HWCAP
+    word, which qemu-user fills in for the CPU it emulates (its /proc/cpuinfo is the host's)."""
+    if host_isa() == "aarch64":
+        hwcaps = aarch64_hwcaps(auxv)
+        if hwcaps:
+            return hwcaps
     for line in Path(cpuinfo).read_text().splitlines():
         if line.startswith(("flags", "Features")):  # x86, ARM
             return set(line.split(":", 1)[1].split())
     return set()
+
+
+def aarch64_hwcaps(auxv="/proc/self/auxv") -> set:
+    """Feature names of the AT_HWCAP entry of an auxiliary vector (64-bit key/value pairs)."""
+    import struct
+
+    try:
+        data = Path(auxv).read_bytes()
+    except OSError:
+        return set()
+    pairs = struct.iter_unpack("<QQ", data[:len(data) // 16 * 16])
+    word = next((value for key, value in pairs if key == AT_HWCAP), 0)
+    return {name for bit, name in enumerate(AARCH64_HWCAPS) if word >> bit & 1}
 
 
 def host_x86_presets(flags=None) -> list:

@@ -5,6 +5,7 @@ Nothing here is an ARM timing: the emulated device's timings are emulated."""
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 
@@ -81,15 +82,17 @@ def test_aarch64_library_on_the_emulated_board_matches_the_x86_library(board, tm
 
 
 def test_rpc_tune_on_the_emulated_device_survives_its_death_resumes_and_compiles(board, tmp_path):
-    """A real MetaSchedule tune over a loopback tracker: the device is SIGKILLed once it has
+    """A real MetaSchedule tune over a loopback tracker, of the int8 digits model for the
+    Raspberry Pi 5 (the emulated core has its dot product): the device is SIGKILLed once it has
     measured something; the tune stops and keeps those records; with the device back, the same
-    tune resumes to its budget, and the records compile into an aarch64 library."""
+    tune resumes to its budget, and the records compile into an aarch64 library whose tuned conv
+    is sdot code and whose head maps are the x86 int8 library's, bit for bit."""
     from pipeline.tuning.tune import tune
 
     root = tmp_path / "schedules"
-    args = dict(model="yolov3-tiny", target="arm-aarch64", input_size=SIZE, trials=4, trials_per_iter=2,
+    args = dict(model="yolov8-digits", variant="int8", target="arm-rpi5", trials=4, trials_per_iter=2,
                 population=64, max_tasks=1, root=root)
-    records = database_dir("arm-aarch64", "yolov3-tiny", "fp32", root) / RECORD_FILE
+    records = database_dir("arm-rpi5", "yolov8-digits", "int8", root) / RECORD_FILE
     tracker = rpc.start_tracker()
     try:
         device = rpc.start_device(tracker.address, "ci-board", emulate="aarch64")
@@ -121,10 +124,16 @@ def test_rpc_tune_on_the_emulated_device_survives_its_death_resumes_and_compiles
     meta = json.loads((records.parent / "meta.json").read_text())
     assert meta["target"]["mtriple"] == "aarch64-linux-gnu" and "ci-board" in meta["measured_on"]
 
-    artifact = compile_model("yolov3-tiny", "arm-aarch64", tmp_path / "out", input_size=SIZE, schedules_root=root)
-    assert artifact.metadata["tuning"]["tuned_tasks"] == 1
-    lines, _ = run_on_board(board, artifact, [assets.photo("dog.jpg")], tmp_path / "tuned-heads.npz")
-    assert lines[0]["detections"]
+    arm = compile_model("yolov8-digits", "arm-rpi5", tmp_path / "arm", schedules_root=root, variant="int8")
+    assert arm.metadata["tuning"]["tuned_tasks"] == 1 and arm.metadata["tuning"]["int8_kernel"] == "neon-sdot-4x4"
+    disassembly = subprocess.run(["aarch64-linux-gnu-objdump", "-d", arm.library], capture_output=True, text=True)
+    assert "sdot" in disassembly.stdout
+    x86 = compile_model("yolov8-digits", "x86", tmp_path / "x86", variant="int8")
+    photos = [assets.photo("dog.jpg")]
+    _, board_heads = run_on_board(board, arm, photos, tmp_path / "tuned-heads.npz")
+    _, host_heads = detections_and_heads_on_this_host(x86, photos)
+    for key, expected in host_heads.items():
+        np.testing.assert_array_equal(board_heads[key], expected)
 
 
 def test_an_unreachable_tracker_and_a_board_target_without_one_are_clear_errors():

@@ -59,6 +59,16 @@ def test_code_for_another_isa_is_refused_before_it_runs():
         targets.check_host_can_run(targets.PRESETS["arm-rpi5"], {"asimd"}, isa="aarch64")
 
 
+def test_aarch64_features_come_from_the_hwcap_word(tmp_path):
+    import struct
+
+    auxv = tmp_path / "auxv"
+    # AT_PAGESZ, then AT_HWCAP with fp, asimd and asimddp (bits 0, 1, 20), then AT_NULL
+    auxv.write_bytes(struct.pack("<6Q", 6, 4096, targets.AT_HWCAP, 1 | 2 | 1 << 20, 0, 0))
+    assert targets.aarch64_hwcaps(auxv) == {"fp", "asimd", "asimddp"}
+    assert targets.aarch64_hwcaps(tmp_path / "missing") == set()
+
+
 VNNI_HOST = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni"}
 
 
