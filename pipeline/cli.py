@@ -5,7 +5,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import SlimdetError
+from .errors import SlimdetError, exit_status
 from .runtime import profile
 from .tuning.tasks import CONV3X3_ALGORITHMS
 
@@ -597,12 +597,7 @@ def main(argv=None):
     # torch.export's pytree deprecation notices say nothing a slimdet user can act on.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|copyreg)")
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except SlimdetError as e:
-        print(f"slimdet: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(args.func, args, "slimdet")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,19 @@ class SlimdetError(Exception):
     """Base class: the CLI prints these as one line and exits 2, without a traceback."""
 
 
+def exit_status(run, args, prog: str) -> int:
+    """``run(args)`` as a command's exit status: 0, or 2 with one line ``prog: error: ...`` for a
+    SlimdetError."""
+    import sys
+
+    try:
+        run(args)
+    except SlimdetError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 class UnknownModelError(SlimdetError):
     pass
 

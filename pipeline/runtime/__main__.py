@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from ..errors import SlimdetError
+from ..errors import exit_status
 from .predictor import Predictor
 from .preprocess import load_image
 
@@ -24,24 +24,22 @@ def main(argv=None) -> int:
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--heads", help="save raw head maps to this .npz")
-    args = parser.parse_args(argv)
-    try:
-        predictor = Predictor(args.artifact, conf_threshold=args.conf, threads=args.threads)
-        heads = {}
-        for i, path in enumerate(args.images):
-            image = load_image(path)
-            detections = predictor.predict(image)
-            if args.heads:
-                x, _ = predictor.preprocess(image)
-                heads.update({f"{i}_{k}": m for k, m in enumerate(predictor.run_library(x[None]))})
-            print(json.dumps({"image": path, "detections": [
-                {"box": [round(v, 2) for v in d.box], "score": round(d.score, 4), "label": d.label} for d in detections]}))
+    return exit_status(_detect, parser.parse_args(argv), "python -m pipeline.runtime")
+
+
+def _detect(args):
+    predictor = Predictor(args.artifact, conf_threshold=args.conf, threads=args.threads)
+    heads = {}
+    for i, path in enumerate(args.images):
+        image = load_image(path)
+        detections = predictor.predict(image)
         if args.heads:
-            np.savez(args.heads, **heads)
-    except SlimdetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+            x, _ = predictor.preprocess(image)
+            heads.update({f"{i}_{k}": m for k, m in enumerate(predictor.run_library(x[None]))})
+        print(json.dumps({"image": path, "detections": [
+            {"box": [round(v, 2) for v in d.box], "score": round(d.score, 4), "label": d.label} for d in detections]}))
+    if args.heads:
+        np.savez(args.heads, **heads)
 
 
 if __name__ == "__main__":

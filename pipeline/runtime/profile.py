@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SlimdetError
+from ..errors import exit_status
 from ..fsutil import atomic_write_json
 
 # The VM's own builtins (allocation, tuples, shape checks): not kernels, their cost is the gap.
@@ -154,12 +154,7 @@ def run_profile(args):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.runtime.profile", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    try:
-        run_profile(parser.parse_args(argv))
-    except SlimdetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(run_profile, parser.parse_args(argv), parser.prog)
 
 
 if __name__ == "__main__":
