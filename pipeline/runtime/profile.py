@@ -127,9 +127,9 @@ def profile_predictor(predictor, batch: np.ndarray | None = None, reps: int = 5)
     for symbol, func, args in _recorded_calls(vm, tvm, x):
         seconds = _median_seconds(lambda: func(*args), device.sync, reps)
         shapes = [[int(d) for d in a.shape] for a in args if isinstance(a, tvm.runtime.Tensor)]
-        name, calls, total, first_shapes = by_name.get(symbol, (symbol, 0, 0.0, shapes))
-        by_name[symbol] = (name, calls + 1, total + seconds, first_shapes)
-    kernels = sorted((KernelTime(*v) for v in by_name.values()), key=lambda k: -k.seconds)
+        calls, total, first_shapes = by_name.get(symbol, (0, 0.0, shapes))
+        by_name[symbol] = (calls + 1, total + seconds, first_shapes)
+    kernels = sorted((KernelTime(name, *v) for name, v in by_name.items()), key=lambda k: -k.seconds)
     return Profile(library=predictor.artifact.library.name, threads=predictor.threads, inference_s=inference_s,
                    kernels=kernels)
 
