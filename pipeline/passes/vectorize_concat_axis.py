@@ -13,6 +13,8 @@ in the tuning builder (so the tuner measures what compile builds); the TIR the r
 unchanged, so committed databases keep applying. Kernels with a reduction are left alone.
 """
 
+from .tir_exprs import children
+
 LANES = (16, 8)  # widest first: 16 x u8 is one xmm, 16 x f32 two ymm
 
 
@@ -116,20 +118,11 @@ def _compared_constants(stmt, var) -> list:
                     found.append(consts[0])
                 else:
                     understood = False
-        for child in _children(expr):
+        for child in children(expr):
             visit(child)
 
     visit(stmt.value if hasattr(stmt, "value") else stmt)
     return found if understood else []
-
-
-def _children(expr):
-    for field in ("a", "b", "value", "condition", "true_value", "false_value"):
-        child = getattr(expr, field, None)
-        if child is not None and not isinstance(child, (int, float)):
-            yield child
-    for field in ("args", "indices"):
-        yield from getattr(expr, field, ())
 
 
 def _uses(expr, var) -> bool:
@@ -137,5 +130,5 @@ def _uses(expr, var) -> bool:
 
     if isinstance(expr, tirx.Var):
         return expr.same_as(var)
-    return any(_uses(c, var) for c in _children(expr))
+    return any(_uses(c, var) for c in children(expr))
 

@@ -46,6 +46,7 @@ INT8_REVISIONS = {
     1: "u8 x i8 convs on packed weights (pack_int8_conv2d)",
     2: "zero-point pads without transposes, inside the packed conv; requantize constants as arguments, "
        "so same-shaped layers share one kernel (yolov8-digits pruned46-int8: 120 tasks -> 71)",
+    3: "quantized activations with a transcendental op (SiLU) as 256-entry table lookups in the conv's epilogue",
 }
 LATEST_INT8_REVISION = max(INT8_REVISIONS)
 
@@ -68,24 +69,33 @@ def fuse_for_tuning(mod, target, form: GraphForm = GraphForm()):
     if form.conv3x3 not in CONV3X3_ALGORITHMS:
         raise ValueError(f"unknown 3x3 conv algorithm {form.conv3x3!r}; known: {', '.join(CONV3X3_ALGORITHMS)}")
     convert = [T.ConvertLayout(CONV_LAYOUTS[form.layout])] if CONV_LAYOUTS[form.layout] else []
-    int8_graph, int8_kernels = _int8_passes(form)
-    passes = [leaky_relu_as_maximum, *convert, *CONV3X3_ALGORITHMS[form.conv3x3](), *int8_graph,
+    int8 = _int8_passes(form)
+    passes = [leaky_relu_as_maximum, *convert, *CONV3X3_ALGORITHMS[form.conv3x3](), *int8.graph,
               T.DecomposeOpsForInference(), T.CanonicalizeBindings(),
               *relax_pipeline.library_dispatch_passes(target), T.LegalizeOps(), T.AnnotateTIROpPattern(),
-              T.FoldConstant(), T.FuseOps(), T.FuseTIR(), T.AttachAttrLayoutFreeBuffers(), *int8_kernels]
+              *int8.patterns, T.FoldConstant(), T.FuseOps(), T.FuseTIR(), T.AttachAttrLayoutFreeBuffers(),
+              *int8.kernels]
     with target:
         return tvm.transform.Sequential(passes)(mod)
 
 
-def _int8_passes(form: GraphForm) -> tuple[list, list]:
-    """(passes before legalization, passes after fusion) that put an int8 graph of the form's
-    revision together (INT8_REVISIONS)."""
+@dataclass(frozen=True)
+class Int8Passes:
+    graph: tuple = ()     # Relax passes before legalization
+    patterns: tuple = ()  # after the kernels' op patterns are annotated, before fusion
+    kernels: tuple = ()   # on the fused kernels
+
+
+def _int8_passes(form: GraphForm) -> Int8Passes:
+    """The passes that put an int8 graph of the form's revision together (INT8_REVISIONS)."""
     if form.int8_kernel is None:
-        return [], []
+        return Int8Passes()
+    from ..passes.lookup_tables_elementwise import lookup_tables_elementwise
     from ..passes.pack_int8_conv2d import pack_int8_conv2d
     from ..passes.pad_through_permute import pad_through_permute
+    from ..passes.quantized_activation_as_table import quantized_activation_as_table
     from ..passes.scalar_operands_as_tensors import scalar_operands_as_tensors
-    from ..passes.scalars_not_layout_free import scalars_not_layout_free
+    from ..passes.scalars_and_tables_not_layout_free import scalars_and_tables_not_layout_free
     from .int8_dot import INT8_DOTS
 
     if form.int8_revision not in INT8_REVISIONS:
@@ -93,9 +103,13 @@ def _int8_passes(form: GraphForm) -> tuple[list, list]:
     # its intrinsic is registered where records are loaded or searched (database.py, int8_dot.py)
     dot = INT8_DOTS[form.int8_kernel]
     if form.int8_revision == 1:
-        return [pack_int8_conv2d(dot.lanes, dot.group)], []
-    return ([pad_through_permute, pack_int8_conv2d(dot.lanes, dot.group, pads_inside=True),
-             scalar_operands_as_tensors], [scalars_not_layout_free])
+        return Int8Passes(graph=(pack_int8_conv2d(dot.lanes, dot.group),))
+    pack = pack_int8_conv2d(dot.lanes, dot.group, pads_inside=True)
+    if form.int8_revision == 2:
+        return Int8Passes(graph=(pad_through_permute, pack, scalar_operands_as_tensors),
+                          kernels=(scalars_and_tables_not_layout_free,))
+    return Int8Passes(graph=(pad_through_permute, pack, quantized_activation_as_table, scalar_operands_as_tensors),
+                      patterns=(lookup_tables_elementwise,), kernels=(scalars_and_tables_not_layout_free,))
 
 
 def extract_tasks(mod, target, form: GraphForm = GraphForm()) -> list:

@@ -1,4 +1,4 @@
-"""ScalarsNotLayoutFree: one-element constants leave a kernel's layout-free buffers, weights stay."""
+"""ScalarsAndTablesNotLayoutFree: one-element constants and lookup tables leave a kernel's layout-free buffers, weights stay."""
 
 import math
 
@@ -12,7 +12,7 @@ from pipeline import targets  # noqa: E402
 from pipeline.frontend import import_onnx  # noqa: E402
 from pipeline.passes import lower_int8  # noqa: E402
 from pipeline.passes.scalar_operands_as_tensors import scalar_operands_as_tensors  # noqa: E402
-from pipeline.passes.scalars_not_layout_free import ATTR, scalars_not_layout_free  # noqa: E402
+from pipeline.passes.scalars_and_tables_not_layout_free import ATTR, scalars_and_tables_not_layout_free  # noqa: E402
 from pipeline.tuning.tasks import GraphForm, fuse_for_tuning  # noqa: E402
 
 from .qdq import quantized_onnx  # noqa: E402
@@ -32,7 +32,7 @@ def test_only_one_element_constants_are_taken_out(tmp_path):
     # revision 1's passes (which do not take scalars out), so that the layout-free marks are TVM's own
     fused = fuse_for_tuning(mod, tvm.target.Target(targets.target_json(targets.PRESETS["x86-avx2"])),
                             GraphForm("NHWC", "avx2-8x4", 1))
-    before, after = layout_free_sizes(fused), layout_free_sizes(scalars_not_layout_free(fused))
+    before, after = layout_free_sizes(fused), layout_free_sizes(scalars_and_tables_not_layout_free(fused))
     assert any(1 in sizes for sizes in before.values())
     for name, sizes in before.items():
         assert after.get(name, []) == [n for n in sizes if n > 1]
