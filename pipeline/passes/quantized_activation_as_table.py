@@ -126,6 +126,8 @@ def lookup_func(shape, in_dtype: str, out_dtype: str) -> tirx.PrimFunc:
 class _AsTables(relax.PyExprMutator):
     def __init__(self, mod):
         super().__init__(mod)
+        # the bindings as imported, not ``lookup_binding``'s rewritten ones: a SiLU's inner
+        # quantize, already a lookup there, would hide its leaf from the outer chain
         self.values = {}
 
     def visit_dataflow_block_(self, block):

@@ -242,7 +242,7 @@ def _compute_locations_except_pads():
     return ComputeLocationsExceptPads()
 
 
-def space_generator(kernel: str, structure: str = "SSRSRS"):
+def space_generator(kernel: str):
     """LLVM's default design space with the kernel's tensorized tiling tried first on every block
     it can compute (other blocks fall through to plain multi-level tiling)."""
     from tvm.s_tir import meta_schedule as ms
@@ -253,7 +253,7 @@ def space_generator(kernel: str, structure: str = "SSRSRS"):
     location = next(i for i, r in enumerate(rules) if type(r).__name__ == "RandomComputeLocation")
     rules[location] = _compute_locations_except_pads()
     rules.insert(tiling, ms.schedule_rule.MultiLevelTilingWithIntrin(
-        dot.intrin, structure=structure, max_innermost_factor=64,
+        dot.intrin, structure="SSRSRS", max_innermost_factor=64,
         reuse_write=ms.schedule_rule.ReuseType(req="may", levels=[1, 2], scope="global")))
     vectorize = next(i for i, p in enumerate(postprocs) if type(p).__name__ == "RewriteParallelVectorizeUnroll")
     postprocs.insert(vectorize, _keep_intrinsic_loops_scalar())
