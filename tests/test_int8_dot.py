@@ -91,22 +91,24 @@ def integer_conv_case(kernel: str):
     return integer_conv_module(weight), args, want
 
 
-# preset, revision, the instruction its kernel builds to
-KERNELS = [("x86-avx2", 1, "vpmaddubsw"), ("x86-avx2", 2, "vpmaddubsw"), ("x86-avx512-vnni", 2, "vpdpbusd")]
+# preset, kernel, revision, the instruction (and its vector registers) the kernel builds to
+KERNELS = [("x86-avx2", "avx2-8x4", 1, "vpmaddubsw\t%ymm"), ("x86-avx2", "avx2-8x4", 2, "vpmaddubsw\t%ymm"),
+           ("x86-avx512-vnni", "avx512-vnni-8x4", 2, "vpdpbusd\t%ymm"),
+           ("x86-avx512-vnni", "avx512-vnni-16x4", 3, "vpdpbusd\t%zmm")]
 
 
-@pytest.mark.parametrize("preset, revision, instruction", KERNELS)
-def test_packed_int8_conv_spaces_tensorize_into_the_kernel_and_compute_exactly(preset, revision, instruction):
+@pytest.mark.parametrize("preset, kernel, revision, instruction", KERNELS)
+def test_packed_int8_conv_spaces_tensorize_into_the_kernel_and_compute_exactly(preset, kernel, revision, instruction):
     preset = targets.PRESETS[preset]
     if not set(preset.cpu_flags) <= targets.host_cpu_flags():
         pytest.skip(f"this host cannot run {preset.name} code")
     target = targets.target_json(preset)
-    mod, args_for, want = integer_conv_case(preset.int8_kernel)
-    task, spaces = postprocessed_spaces(mod, GraphForm("NHWC", preset.int8_kernel, revision), target)
+    mod, args_for, want = integer_conv_case(kernel)
+    task, spaces = postprocessed_spaces(mod, GraphForm("NHWC", kernel, revision), target)
     assert "u8i8_packed" in task.task_name and spaces
     params = task.dispatched[0]["main"].params
-    # revision 2 pads inside the conv's own kernel (the 20x20 input is its argument, not 22x22)
-    assert (revision == 2) == any(tuple(int(d) for d in p.ty.shape) == (1, CONV_SIZE, CONV_SIZE, CONV_IN)
+    # from revision 2 on, the pad is inside the conv's own kernel (the 20x20 input is its argument, not 22x22)
+    assert (revision >= 2) == any(tuple(int(d) for d in p.ty.shape) == (1, CONV_SIZE, CONV_SIZE, CONV_IN)
                                   for p in params)
     for sch in spaces:
         assert 'tensorize(' in str(sch.trace)

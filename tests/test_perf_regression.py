@@ -64,3 +64,13 @@ def test_a_case_above_its_floors_is_measured_once(tmp_path, monkeypatch):
     monkeypatch.setattr(check, "measure_ratios", lambda case, target, reps: calls.append(1) or {"onnxruntime": 0.7})
     assert [(r.ok, r.runs) for r in check.check("x86-avx2", root=tmp_path)] == [(True, 1)]
     assert len(calls) == 1
+
+
+def test_each_recorded_case_names_the_cpu_it_was_measured_on(tmp_path, monkeypatch):
+    """Ratios move with the CPU model: a case recorded on one keeps its name when another is recorded."""
+    old = {"model": "a", "input_size": 416, "batch": 1, "threads": 2, "ratios": {"x": 1.0}}
+    (tmp_path / "x86-avx2.json").write_text(json.dumps({"tolerance": 0.25, "cpu": "Old CPU", "cases": [old]}))
+    monkeypatch.setattr(check, "measure_ratios", lambda case, target, reps: {"x": 2.0})
+    monkeypatch.setattr(check, "cpu_model", lambda: "This CPU")
+    path = check.record([{**old, "model": "b"}], "x86-avx2", root=tmp_path)
+    assert {c["model"]: c["cpu"] for c in json.loads(path.read_text())["cases"]} == {"a": "Old CPU", "b": "This CPU"}

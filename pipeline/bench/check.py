@@ -104,10 +104,13 @@ def _below_floor(measured: dict, floors: dict) -> list:
 def check(target: str = "x86", reps: int = 7, root=None, models=None, variants=None) -> list:
     baseline = load_baseline(target, root)
     tolerance = baseline.get("tolerance", DEFAULT_TOLERANCE)
-    results = []
-    for case in baseline["cases"]:
+    results, host = [], cpu_model()
+    for case in _cases_with_cpu(baseline):
         if not selected(case, models, variants):
             continue
+        if case["cpu"] != host:  # ratios move with the CPU (ONNX Runtime int8: 0.94x vs 2.34x): said, not hidden
+            print(f"[bench-check] {case_name(case)}: recorded on {case['cpu']}, measured on {host}",
+                  file=sys.stderr, flush=True)
         floors = {peer: round(base * (1 - tolerance), 4) for peer, base in case["ratios"].items()}
         measured, runs = measure_ratios(case, target, reps), 1
         low = _below_floor(measured, floors)
@@ -142,16 +145,21 @@ def record(cases: list, target: str = "x86", reps: int = 7, tolerance: float = D
     """Measure each case and write the baseline file (atomically); cases recorded before for
     other model/size/batch/threads stay as they were."""
     path = baseline_path(target, root)
-    previous = load_baseline(target, root)["cases"] if path.exists() else []
+    previous = _cases_with_cpu(load_baseline(target, root)) if path.exists() else []
     today = datetime.date.today().isoformat()
     recorded = merged_cases(previous, [{**case, "ratios": measure_ratios(case, target, reps), "reps": reps,
-                                        "recorded": today} for case in cases])
+                                        "recorded": today, "cpu": cpu_model()} for case in cases])
     atomic_write_json(path, {
-        "target": resolve_preset(target).name, "tolerance": tolerance, "cpu": cpu_model(),
+        "target": resolve_preset(target).name, "tolerance": tolerance,
         "meaning": "ratios = tuned TVM images/s / peer images/s, medians of `reps` interleaved rounds "
-                   "in one process",
+                   "in one process, on the case's cpu",
         "cases": recorded})
     return path
+
+
+def _cases_with_cpu(baseline: dict) -> list:
+    # files from before per-case CPUs name one for all their cases
+    return [{"cpu": baseline.get("cpu", "unknown"), **case} for case in baseline["cases"]]
 
 
 def format_results(results: list) -> str:

@@ -14,7 +14,7 @@ import math
 import tvm
 from tvm import tirx
 
-from .tir_exprs import children
+from .tir_exprs import children, schedule_blocks
 
 ATTR = "layout_free_buffers"
 
@@ -32,10 +32,7 @@ def _gathered_sources(func) -> list:
     from tvm import s_tir
 
     sch, found = s_tir.Schedule(func), []
-    blocks = list(sch.get_child_blocks(sch.get_sblock("root")))
-    while blocks:
-        block = blocks.pop()
-        blocks.extend(sch.get_child_blocks(block))
+    for block in schedule_blocks(sch):
         pending = [getattr(sch.get(block).body, "value", None)]
         while pending:
             expr = pending.pop()

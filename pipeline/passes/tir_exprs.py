@@ -1,4 +1,4 @@
-"""Walking TIR expressions: 0.27's Python API has no TIR visitor."""
+"""Walking TIR expressions and scheduled blocks: 0.27's Python API has no TIR visitor."""
 
 
 def children(expr):
@@ -9,3 +9,13 @@ def children(expr):
             yield child
     for field in ("args", "indices"):
         yield from getattr(expr, field, ())
+
+
+def schedule_blocks(sch):
+    """Every block of every function of an ``s_tir.Schedule``, each before the blocks inside it."""
+    for gvar in sch.mod.get_global_vars():
+        blocks = list(sch.get_child_blocks(sch.get_sblock("root", gvar.name_hint)))
+        while blocks:
+            block = blocks.pop()
+            blocks.extend(sch.get_child_blocks(block))
+            yield block

@@ -10,11 +10,12 @@ region ("high-dim region must be element-wise") and the tune silently keeps scal
 ``avx2-8x4`` is ours: x86 without VNNI multiplies u8 x i8 pairs with ``vpmaddubsw`` (16-bit
 saturating pair sums) and widens them with ``vpmaddwd`` against ones. With the 7-bit weights
 ``slimdet quantize`` makes by default, the pair sums (at most 2 x 255 x 64) never saturate, so
-the result is exact. ``avx512-vnni-8x4`` computes the same block with one ``vpdpbusd``.
+the result is exact. ``avx512-vnni-8x4`` computes the same block with one ``vpdpbusd``, and
+``avx512-vnni-16x4`` twice the output channels with one ``vpdpbusd`` on 512-bit vectors.
 """
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 
 @dataclass(frozen=True)
@@ -67,24 +68,26 @@ def _avx2_8x4():
     return desc, impl
 
 
-def _vnni_8x4():
+def _vnni(lanes: int):
+    """``lanes`` x 4 with one ``vpdpbusd`` on ``lanes`` x 32-bit vectors (8: ymm, 16: zmm)."""
     from tvm.script import tirx as T
 
-    desc = _u8i8_desc(8)  # the AVX2 kernel's computation, one instruction
+    desc = _u8i8_desc(lanes)
+    width = 32 * lanes // 8  # bytes in one vector
 
     @T.prim_func(s_tir=True)
-    def impl(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((8, 4), "int8", offset_factor=1),
-             C: T.Buffer((8,), "int32", offset_factor=1)) -> None:
+    def impl(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((lanes, 4), "int8", offset_factor=1),
+             C: T.Buffer((lanes,), "int32", offset_factor=1)) -> None:
         with T.sblock("root"):
-            T.reads(C[0:8], A[0:4], B[0:8, 0:4])
-            T.writes(C[0:8])
-            a = T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], "uint8x4"), dtype="int32"), 8),
-                              dtype="uint8x32")
-            # LLVM 22 takes the bytes as <32 x i8> (TVM's stock VNNI intrinsic passes <8 x i32> and
+            T.reads(C[0:lanes], A[0:4], B[0:lanes, 0:4])
+            T.writes(C[0:lanes])
+            a = T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], "uint8x4"), dtype="int32"), lanes),
+                              dtype=f"uint8x{width}")
+            # LLVM 22 takes the bytes as <N x i8> (TVM's stock VNNI intrinsic passes <16 x i32> and
             # fails LLVM's verifier); accumulates in 32 bits without saturating: 8-bit weights are exact
-            C[T.ramp(T.int32(0), 1, 8)] = T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.256"), C[T.ramp(T.int32(0), 1, 8)], a,
-                B.vload([0, 0], dtype="int8x32"), dtype="int32x8")
+            C[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id(f"llvm.x86.avx512.vpdpbusd.{32 * lanes}"),
+                C[T.ramp(T.int32(0), 1, lanes)], a, B.vload([0, 0], dtype=f"int8x{width}"), dtype=f"int32x{lanes}")
 
     return desc, impl
 
@@ -117,9 +120,12 @@ def _neon_sdot_4x4():
 
 INT8_DOTS = {
     "avx2-8x4": Int8Dot("slimdet_dot_8x4_avx2", lanes=8, group=4, make=_avx2_8x4, weight_bits=7),
-    # AVX-512 VNNI on 256-bit vectors: Zen 4 runs 512-bit ones as two halves anyway, and the 8x4
-    # blocks keep the packed layout and tiling of the AVX2 kernel
-    "avx512-vnni-8x4": Int8Dot("slimdet_dot_8x4_vnni", lanes=8, group=4, make=_vnni_8x4),
+    # AVX-512 VNNI on 256-bit vectors: the packed layout and tiling of the AVX2 kernel
+    "avx512-vnni-8x4": Int8Dot("slimdet_dot_8x4_vnni", lanes=8, group=4, make=partial(_vnni, 8)),
+    # ... and on 512-bit vectors: on an Intel Xeon with two 512-bit ports, 1.73x the multiply-adds
+    # a cycle of 256-bit ones (benchmarks/x86_dot_peak.py); Zen 4, which splits 512-bit ops into
+    # two halves, should gain nothing from the width (not measured there)
+    "avx512-vnni-16x4": Int8Dot("slimdet_dot_16x4_vnni", lanes=16, group=4, make=partial(_vnni, 16)),
     # ARMv8.2 dot product (Cortex-A76/A78: Raspberry Pi 5, Jetson Orin): one 128-bit sdot is 4
     # output channels x 4 input channels; u8 data costs a second sdot against the weights alone
     # (u8 x i8 in one instruction, usdot, needs the i8mm extension those cores lack)
@@ -152,13 +158,15 @@ def _keep_intrinsic_loops_scalar():
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
 
+    from ..passes.tir_exprs import schedule_blocks
+
     @derived_object
     class KeepIntrinsicLoopsScalar(ms.postproc.PyPostproc):
         def _initialize_with_tune_context(self, context) -> None:
             pass
 
         def apply(self, sch) -> bool:
-            for block in _blocks(sch):
+            for block in schedule_blocks(sch):
                 loops = sch.get_loops(block)
                 if AUTO_TENSORIZE in sch.get(block).annotations and loops:
                     sch.annotate(loops[-1], SCALAR_LOOP, 1)
@@ -168,16 +176,6 @@ def _keep_intrinsic_loops_scalar():
             return KeepIntrinsicLoopsScalar()
 
     return KeepIntrinsicLoopsScalar()
-
-
-def _blocks(sch):
-    """Every block of every function of the schedule, innermost last."""
-    for gvar in sch.mod.get_global_vars():
-        blocks = list(sch.get_child_blocks(sch.get_sblock("root", gvar.name_hint)))
-        while blocks:
-            block = blocks.pop()
-            blocks.extend(sch.get_child_blocks(block))
-            yield block
 
 
 LAYOUT_REWRITE = "meta_schedule.layout_rewrite_preproc"
@@ -195,13 +193,15 @@ def _reject_layout_rewrites_in_loops():
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
 
+    from ..passes.tir_exprs import schedule_blocks
+
     @derived_object
     class RejectLayoutRewritesInLoops(ms.postproc.PyPostproc):
         def _initialize_with_tune_context(self, context) -> None:
             pass
 
         def apply(self, sch) -> bool:
-            for block in _blocks(sch):
+            for block in schedule_blocks(sch):
                 stmt = sch.get(block)
                 load = getattr(stmt.body, "value", None)  # the block is ``packed[...] = weight[...]``
                 if LAYOUT_REWRITE in stmt.annotations and not all(

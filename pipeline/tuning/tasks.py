@@ -102,14 +102,14 @@ def _int8_passes(form: GraphForm) -> Int8Passes:
         raise ValueError(f"unknown int8 graph revision {form.int8_revision}; known: {sorted(INT8_REVISIONS)}")
     # its intrinsic is registered where records are loaded or searched (database.py, int8_dot.py)
     dot = INT8_DOTS[form.int8_kernel]
-    if form.int8_revision == 1:
-        return Int8Passes(graph=(pack_int8_conv2d(dot.lanes, dot.group),))
     pack = pack_int8_conv2d(dot.lanes, dot.group, pads_inside=True)
-    if form.int8_revision == 2:
-        return Int8Passes(graph=(pad_through_permute, pack, scalar_operands_as_tensors),
-                          kernels=(scalars_and_tables_not_layout_free,))
-    return Int8Passes(graph=(pad_through_permute, pack, quantized_activation_as_table, scalar_operands_as_tensors),
-                      patterns=(lookup_tables_elementwise,), kernels=(scalars_and_tables_not_layout_free,))
+    return {
+        1: Int8Passes(graph=(pack_int8_conv2d(dot.lanes, dot.group),)),
+        2: Int8Passes(graph=(pad_through_permute, pack, scalar_operands_as_tensors),
+                      kernels=(scalars_and_tables_not_layout_free,)),
+        3: Int8Passes(graph=(pad_through_permute, pack, quantized_activation_as_table, scalar_operands_as_tensors),
+                      patterns=(lookup_tables_elementwise,), kernels=(scalars_and_tables_not_layout_free,)),
+    }[form.int8_revision]
 
 
 def extract_tasks(mod, target, form: GraphForm = GraphForm()) -> list:
