@@ -74,3 +74,28 @@ def test_each_recorded_case_names_the_cpu_it_was_measured_on(tmp_path, monkeypat
     monkeypatch.setattr(check, "cpu_model", lambda: "This CPU")
     path = check.record([{**old, "model": "b"}], "x86-avx2", root=tmp_path)
     assert {c["model"]: c["cpu"] for c in json.loads(path.read_text())["cases"]} == {"a": "Old CPU", "b": "This CPU"}
+
+
+def _cases_on_cpus(root, *cases):
+    base = {"model": "m", "input_size": 416, "batch": 1, "threads": 2, "peers": ["x"]}
+    (root / "x86-avx2.json").write_text(json.dumps({"tolerance": 0.25, "cases": [{**base, **c} for c in cases]}))
+
+
+def test_a_check_holds_the_case_recorded_on_the_hosts_cpu(tmp_path, monkeypatch):
+    _cases_on_cpus(tmp_path, {"cpu": "This CPU", "recorded": "2026-01-01", "ratios": {"x": 1.0}},
+                   {"cpu": "Other CPU", "recorded": "2026-06-01", "ratios": {"x": 3.0}})
+    monkeypatch.setattr(check, "measure_ratios", lambda case, target, reps: {"x": 0.9})
+    monkeypatch.setattr(check, "cpu_model", lambda: "This CPU")
+    assert [(r.baseline, r.ok) for r in check.check("x86-avx2", root=tmp_path)] == [(1.0, True)]
+    monkeypatch.setattr(check, "cpu_model", lambda: "A third CPU")  # none of its own: the latest one
+    assert [(r.baseline, r.runs, r.ok) for r in check.check("x86-avx2", root=tmp_path)] == [(3.0, 2, False)]
+
+
+def test_recording_on_one_cpu_keeps_the_same_cases_of_other_cpus(tmp_path, monkeypatch):
+    _cases_on_cpus(tmp_path, {"cpu": "Other CPU", "ratios": {"x": 3.0}}, {"cpu": "This CPU", "ratios": {"x": 1.0}})
+    monkeypatch.setattr(check, "measure_ratios", lambda case, target, reps: {"x": 2.0})
+    monkeypatch.setattr(check, "cpu_model", lambda: "This CPU")
+    case = {"model": "m", "input_size": 416, "batch": 1, "threads": 2, "peers": ["x"]}
+    path = check.record([case], "x86-avx2", root=tmp_path)
+    assert sorted((c["cpu"], c["ratios"]["x"]) for c in json.loads(path.read_text())["cases"]) == \
+        [("Other CPU", 3.0), ("This CPU", 2.0)]

@@ -15,7 +15,7 @@ import torch
 
 from pipeline import build, targets
 from pipeline.models import load_model
-from pipeline.tuning.database import (META_FILE, RECORD_FILE, TuningDatabaseError, database_dir,
+from pipeline.tuning.database import (META_FILE, RECORD_FILE, TuningDatabaseError, cpu_model, database_dir,
                                       open_database)
 from pipeline.tuning.progress import format_seconds
 from pipeline.tuning.remeasure import remeasure
@@ -344,3 +344,13 @@ def test_refining_waves_spend_the_trials_left_where_the_time_is():
 def test_progress_times_read_as_minutes_and_seconds():
     # the old form printed 1259.6 s as "21m60s" and 1170 s as "20m30s"
     assert [format_seconds(s) for s in (5.2, 59.6, 1170, 1199.7, 1259.6)] == ["5s", "1m00s", "19m30s", "20m00s", "21m00s"]
+
+
+def test_the_cpu_is_named_with_its_family_and_model(tmp_path):
+    """Under KVM, Zen 4 and Zen 5 hosts both call themselves "AMD EPYC"."""
+    cpuinfo = tmp_path / "cpuinfo"
+    block = "processor\t: {}\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
+    cpuinfo.write_text(block.format(0) + "\n" + block.format(1).replace("26", "25"))
+    assert cpu_model(cpuinfo) == "AMD EPYC (family 26, model 2)"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\n")
+    assert cpu_model(cpuinfo) == "Some CPU"

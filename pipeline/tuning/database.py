@@ -33,14 +33,23 @@ def database_dir(preset_name: str, model: str, variant: str = "fp32", root=None)
     return Path(root or SCHEDULES_ROOT) / preset_name / f"{model}-{variant}"
 
 
-def cpu_model() -> str:
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's name with its family and model numbers: under KVM the name alone can hide the
+    generation ("AMD EPYC" names Zen 4 and Zen 5 alike), and speed ratios and tuned records move
+    with it."""
+    fields = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first processor's block is enough
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        return f"{name} (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def _check_lines(path: Path) -> int:
