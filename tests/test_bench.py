@@ -1,6 +1,8 @@
 import json
 import math
 
+import pytest
+
 from pipeline.bench.harness import bench_model
 from pipeline.bench.report import format_table, plot, save_json
 
@@ -31,3 +33,12 @@ def test_bench_runs_every_engine_interleaved_and_writes_json_and_plot(tmp_path):
     assert json.loads((tmp_path / "b.json").read_text())["results"][0]["model"] == "yolov3-tiny"
     plot([result], tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_unknown_engine_is_named_with_the_known_ones(tmp_path):
+    from pipeline.bench.harness import make_engines
+    from pipeline.errors import InputError
+    from pipeline.models import load_model
+
+    with pytest.raises(InputError, match="unknown engine.*pytorch; known: pytorch-eager"):
+        make_engines(load_model("yolov8-digits"), tmp_path, 1, "x86", ("pytorch", "tvm"))

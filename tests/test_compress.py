@@ -44,6 +44,19 @@ def test_pruning_removes_channels_in_multiples_of_round_to_and_keeps_the_head_co
     assert report.macs < 0.75 * report.base_macs and report.params < report.base_params
 
 
+def test_each_pruned_width_is_the_multiple_of_round_to_nearest_its_share():
+    """Rounded down, a 32-wide conv loses half its channels at any ratio; to the nearest, only
+    the ratio's share, and none is cut to zero."""
+    model, x = small_yolov8(), torch.rand(1, 3, 96, 96)
+    heads = set(output_convs(model, x))
+    before = {name: m.out_channels for name, m in convs(model).items() if m not in heads}
+    prune(model, x, 0.3, round_to=16)
+    after = {name: m.out_channels for name, m in convs(model).items()}
+    nearest = {name: max(16, 16 * round(width * 0.7 / 16)) for name, width in before.items()}
+    assert {name: after[name] for name in before} == nearest
+    assert any(after[name] < before[name] for name in before) and any(w == 16 for w in nearest.values())
+
+
 def test_unstructured_pruning_zeroes_weights_but_changes_no_shape_and_no_mac():
     model, x = small_yolov8(), torch.rand(1, 3, 64, 64)
     shapes = {k: v.shape for k, v in model.state_dict().items()}

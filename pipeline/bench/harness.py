@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import build
+from ..errors import InputError
 from ..models import load_model
 from ..models.onnx_export import export_onnx
 from .engines import ENGINE_ORDER, OnnxRuntime, OpenVINO, TorchCompile, TorchEager, TVMLibrary
@@ -50,6 +51,9 @@ def make_engines(spec, workdir: Path, batch: int, target: str, names) -> tuple:
     """The engines asked for, plus the (name -> reason) of any that could not be set up."""
     import torch
 
+    unknown = [name for name in names if name not in ENGINE_ORDER]
+    if unknown:
+        raise InputError(f"unknown engine(s) {', '.join(unknown)}; known: {', '.join(ENGINE_ORDER)}")
     workdir.mkdir(parents=True, exist_ok=True)
     weights = workdir / f"{spec.name}-{spec.input_size}.pt"
     torch.save(spec.module.state_dict(), weights)

@@ -95,12 +95,29 @@ def prune(module: nn.Module, example: torch.Tensor, ratio: float, round_to: int 
     module.eval()
     base_macs, base_params = count(module, example)
     if ratio > 0:
+        kept = output_convs(module, example)
         pruner = tp.pruner.MetaPruner(module, example, importance=IMPORTANCE[importance](tp), pruning_ratio=ratio,
-                                      ignored_layers=output_convs(module, example), round_to=round_to)
+                                      pruning_ratio_dict=nearest_width_ratios(module, ratio, round_to, kept),
+                                      ignored_layers=kept, round_to=round_to)
         pruner.step()
     macs, params = count(module, example)
     return PruneReport(ratio=ratio, round_to=round_to, importance=importance, params=params, macs=macs,
                        base_params=base_params, base_macs=base_macs)
+
+
+def nearest_width_ratios(module: nn.Module, ratio: float, round_to: int, ignored: list) -> dict:
+    """Per conv, the ratio that leaves it the multiple of ``round_to`` nearest ``width * (1 - ratio)``
+    (at least one). Torch-Pruning rounds kept widths down, so at any ratio it halved yolov3-tiny's
+    32-channel conv and cut its 64-channel one by a quarter: pruned by 6% a channel, the network
+    lost 26% of its MACs and every detection (fidelity 0.000)."""
+    ratios = {}
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d) and conv not in ignored:
+            width = conv.out_channels
+            kept = min(width, max(round_to, round_to * round(width * (1 - ratio) / round_to)))
+            # Torch-Pruning keeps int(width * (1 - r)) channels, then rounds that down: aim half a channel above
+            ratios[conv] = 0.0 if kept == width else 1 - (kept + 0.5) / width
+    return ratios
 
 
 def ratio_for_macs(module: nn.Module, example: torch.Tensor, macs_kept: float, round_to: int = 16,
