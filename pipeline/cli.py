@@ -321,6 +321,9 @@ def cmd_distill(args):
         path = save_variant(student.module, args.model, args.variant, {"pruning": info.get("pruning"),
                                                                       "recovery": recovery}, args.weights_dir)
         print(f"saved the recovered variant {args.variant!r} to {path}")
+    else:
+        print(f"the variant is unchanged: run the same command again to go on, or with --steps {result['steps']} "
+              f"to keep what the {result['steps']} steps learnt")
 
 
 def cmd_quantize(args):

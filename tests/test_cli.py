@@ -1,3 +1,5 @@
+import re
+
 from pipeline import assets
 from pipeline.cli import main
 
@@ -39,3 +41,17 @@ def test_prune_writes_a_named_variant_and_bad_compression_input_exits_2(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("slimdet: error: ") for line in err)
     assert "no variant 'nope'" in err[0] and "pruning ratio" in err[1] and "not a directory" in err[2]
+
+
+def test_a_distillation_stopped_by_its_time_budget_says_how_to_keep_its_steps(tmp_path, capsys):
+    assert main(["prune", "--model", "yolov8-digits", "--ratio", "0.3", "--weights-dir", str(tmp_path),
+                 "--variant", "p30"]) == 0
+    variant = tmp_path / "yolov8-digits-p30.pt"
+    before = variant.read_bytes()
+    run = ["distill", "--model", "yolov8-digits", "--variant", "p30", "--weights-dir", str(tmp_path), "--batch", "2",
+           "--checkpoint", str(tmp_path / "last.pt")]
+    assert main([*run, "--steps", "1000", "--time-budget", "1"]) == 0
+    hint = re.search(r"the variant is unchanged: .* --steps (\d+)", capsys.readouterr().out)
+    assert hint and variant.read_bytes() == before
+    assert main([*run, "--steps", hint.group(1)]) == 0
+    assert "saved the recovered variant 'p30'" in capsys.readouterr().out and variant.read_bytes() != before
