@@ -156,8 +156,12 @@ def _preference(case: dict, host: str) -> tuple:
 def merged_cases(previous: list, measured: list) -> list:
     """``measured`` plus the ``previous`` cases it did not measure again on the same CPU
     (recording one model keeps the others' baselines, and each CPU keeps its own)."""
-    again = {(*_case_key(c), c.get("cpu")) for c in measured}
-    return [c for c in previous if (*_case_key(c), c.get("cpu")) not in again] + measured
+    again = {_case_key_on_cpu(c) for c in measured}
+    return [c for c in previous if _case_key_on_cpu(c) not in again] + measured
+
+
+def _case_key_on_cpu(case: dict) -> tuple:
+    return *_case_key(case), case.get("cpu")
 
 
 def record(cases: list, target: str = "x86", reps: int = 7, tolerance: float = DEFAULT_TOLERANCE, root=None) -> Path:
@@ -165,9 +169,9 @@ def record(cases: list, target: str = "x86", reps: int = 7, tolerance: float = D
     other model/size/batch/threads, or on other CPUs, stay as they were."""
     path = baseline_path(target, root)
     previous = _cases_with_cpu(load_baseline(target, root)) if path.exists() else []
-    today = datetime.date.today().isoformat()
+    today, host = datetime.date.today().isoformat(), cpu_model()
     recorded = merged_cases(previous, [{**case, "ratios": measure_ratios(case, target, reps), "reps": reps,
-                                        "recorded": today, "cpu": cpu_model()} for case in cases])
+                                        "recorded": today, "cpu": host} for case in cases])
     atomic_write_json(path, {
         "target": resolve_preset(target).name, "tolerance": tolerance,
         "meaning": "ratios = tuned TVM images/s / peer images/s, medians of `reps` interleaved rounds "
