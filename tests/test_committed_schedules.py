@@ -30,6 +30,7 @@ PRESET = targets.PRESETS["x86-avx2"]  # any host can compile for it
     ("x86-avx512-vnni", "yolov3-tiny", "pruned52-int8"),
     ("x86-avx512-vnni", "yolov8-digits", "int8"),
     ("x86-avx512-vnni", "yolov8-digits", "fp32"),  # seeded from x86-avx2
+    ("x86-avx512-vnni", "yolov8-digits", "pruned46"),
 ])
 def test_committed_database_covers_every_task_of_its_graph(preset, model, variant):
     import tvm
