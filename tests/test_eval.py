@@ -97,7 +97,10 @@ def test_the_committed_pruned_digits_variant_keeps_its_accuracy_with_half_the_ma
 
 
 GATE_INT8_FIDELITY_MAP50 = 0.95  # issue 5's gate: yolov3-tiny int8 against fp32 on real photos
-GATE_PRUNED_INT8_MAP50_KEPT = 0.95  # as the pruned gate: 97% is the 500-image figure, 100 are noisier
+# issue 5's gate, on the 500 test images README reports (0.906 of fp32's 0.926: 97.8%); on 200 the
+# TVM library kept 97.1%, so fewer images would measure the sample more than the model
+GATE_PRUNED_INT8_MAP50_KEPT = 0.97
+PRUNED_INT8_GATE_IMAGES = 500
 
 
 def test_the_committed_int8_yolov3_tiny_finds_what_fp32_finds_on_held_out_photos(tmp_path):
@@ -113,9 +116,10 @@ def test_the_committed_int8_yolov3_tiny_finds_what_fp32_finds_on_held_out_photos
 def test_the_committed_pruned_int8_digits_variant_keeps_its_accuracy(tmp_path):
     from pipeline.eval.evaluate import labelled_report
 
-    fp32 = labelled_report("yolov8-digits", engines=("pytorch-eager",), test_images=100, workdir=tmp_path / "a")
-    int8 = labelled_report("yolov8-digits", engines=("onnxruntime",), test_images=100, workdir=tmp_path / "b",
-                           variant="pruned46-int8")
+    fp32 = labelled_report("yolov8-digits", engines=("pytorch-eager",), test_images=PRUNED_INT8_GATE_IMAGES,
+                           workdir=tmp_path / "a")
+    int8 = labelled_report("yolov8-digits", engines=("onnxruntime",), test_images=PRUNED_INT8_GATE_IMAGES,
+                           workdir=tmp_path / "b", variant="pruned46-int8")
     assert int8["map"]["onnxruntime"]["map50"] >= GATE_PRUNED_INT8_MAP50_KEPT * fp32["map"]["pytorch-eager"]["map50"]
 
 
