@@ -27,6 +27,7 @@ PRESET = targets.PRESETS["x86-avx2"]  # any host can compile for it
     ("x86-avx512-vnni", "yolov3-tiny", "int8"),  # the VNNI kernel's packed graph
     ("x86-avx512-vnni", "yolov8n", "fp32"),  # seeded from x86-avx2: that database's graph form
     ("x86-avx512-vnni", "yolov3-tiny", "fp32"),  # seeded too
+    ("x86-avx512-vnni", "yolov3-tiny", "pruned52"),  # seeded from x86-avx2
     ("x86-avx512-vnni", "yolov3-tiny", "pruned52-int8"),
     ("x86-avx512-vnni", "yolov8-digits", "int8"),
     ("x86-avx512-vnni", "yolov8-digits", "fp32"),  # seeded from x86-avx2
