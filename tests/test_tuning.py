@@ -143,8 +143,12 @@ def test_a_database_for_a_wider_preset_is_seeded_from_an_avx2_one(tuned_root, tm
     the tasks it holds."""
     root, first = tuned_root
     preset = _wider_host_preset()
+    source_dir = database_dir("x86-avx2", "yolov3-tiny", "fp32", root)
+    source_files = {f.name: f.read_bytes() for f in source_dir.iterdir()}
     [task] = remeasure("yolov3-tiny", preset, top=2, root=tmp_path, input_size=SIZE, source="x86-avx2",
                        source_root=root).tasks
+    # the seed is only read: its tasks without records are not committed into its files
+    assert {f.name: f.read_bytes() for f in source_dir.iterdir()} == source_files
     assert all(t and t > 0 for t in task.now_ms) and len(task.now_ms) == len(task.recorded_ms) >= 1
     db = open_database(database_dir(preset, "yolov3-tiny", "fp32", tmp_path),
                        targets.target_json(targets.PRESETS[preset]))

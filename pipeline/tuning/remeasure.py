@@ -90,6 +90,8 @@ def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int =
             workload = database.commit_workload(mod)
             if source is not None and list(database.get_top_k(workload, 1)):
                 continue  # seeded before
+            if records_from is not database and not records_from.has_workload(mod):
+                continue  # committing it would append to the seed's committed files
             records = list(records_from.get_top_k(records_from.commit_workload(mod), top))
             if not records:
                 continue
