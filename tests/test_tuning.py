@@ -152,8 +152,7 @@ def test_a_database_for_a_wider_preset_is_seeded_from_an_avx2_one(tuned_root, tm
     assert all(t and t > 0 for t in task.now_ms) and len(task.now_ms) == len(task.recorded_ms) >= 1
     db = open_database(database_dir(preset, "yolov3-tiny", "fp32", tmp_path),
                        targets.target_json(targets.PRESETS[preset]))
-    avx2 = open_database(database_dir("x86-avx2", "yolov3-tiny", "fp32", root),
-                         targets.target_json(targets.PRESETS["x86-avx2"]))
+    avx2 = open_database(source_dir, targets.target_json(targets.PRESETS["x86-avx2"]))
     assert db.graph_form == avx2.graph_form and db.meta["seeded_from"] == "x86-avx2"
     assert db.record_count == db.meta["remeasured_records"] == len(task.now_ms)
     assert all(json.loads(line)[1][2]["mcpu"] == targets.PRESETS[preset].target["mcpu"]
