@@ -89,6 +89,15 @@ def compile_preset(target: str, spec: ModelSpec, tuned: bool = True, schedules_r
     return (tuned_here or runnable)[0]
 
 
+def _cpu_tuning(cpu_db, tasks, tvm_target) -> dict:
+    """What the database of this host's CPU model contributes to a compile."""
+    from .tuning.tasks import coverage
+
+    return {"cpu_database": str(cpu_db.directory), "cpu": cpu_db.meta.get("cpu"),
+            "cpu_trials": cpu_db.meta.get("trials"),
+            "cpu_tuned_tasks": coverage(tasks, cpu_db.open(), tvm_target).tuned_tasks}
+
+
 def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores: int | None = None,
                  tuned: bool = True, schedules_root=None, pass_config: dict | None = None) -> Compiled:
     """Import and compile; with ``tuned``, apply the committed database for exactly this model
@@ -114,14 +123,19 @@ def compile_spec(spec: ModelSpec, target: str = "x86", batch: int = 1, num_cores
         else:
             from .tuning.tasks import compile_fused, coverage, fuse_for_tuning, tasks_of_fused
 
-            database, form = db.open(), db.graph_form
+            from .tuning.database import applied_database, open_cpu_database
+
+            cpu_db = open_cpu_database(db)
+            database, form = applied_database(db, cpu_db), db.graph_form
             fused = fuse_for_tuning(mod, tvm_target, form)
-            cover = coverage(tasks_of_fused(fused, tvm_target), database, tvm_target)
+            tasks = tasks_of_fused(fused, tvm_target)
+            cover = coverage(tasks, database, tvm_target)
             executable = compile_fused(fused, tvm_target, database, pass_config)
             tuning = {"database": str(db.directory), "trials": db.meta.get("trials"), "coverage": cover.summary(),
                       "conv_layout": form.layout, "conv3x3": form.conv3x3, "int8_kernel": form.int8_kernel,
                       "tuned_tasks": cover.tuned_tasks, "tasks": cover.tasks,
-                      "tuned_flop_fraction": round(cover.tuned_flops / cover.flops, 4) if cover.flops else 1.0}
+                      "tuned_flop_fraction": round(cover.tuned_flops / cover.flops, 4) if cover.flops else 1.0,
+                      **(_cpu_tuning(cpu_db, tasks, tvm_target) if cpu_db else {})}
     return Compiled(spec=spec, preset=preset, target_json=tjson, executable=executable,
                     input_shape=(batch, 3, spec.input_size, spec.input_size),
                     output_shapes=output_shapes(mod), compile_s=time.perf_counter() - start, tuning=tuning,

@@ -22,6 +22,11 @@ def _floats(text):
     return tuple(float(v) for v in text.split(",") if v)
 
 
+THIS_CPU_HELP = ("this host's CPU model's database beside the preset's (schedules/<preset>/<model>-<variant>/cpus/"
+                 "<cpu>/): seeded with the preset database's best records timed here, then tuned on; compile on "
+                 "this CPU model prefers its records")
+
+
 def cmd_fetch(args):
     from . import assets
 
@@ -43,6 +48,9 @@ def cmd_compile(args):
         print(f"device code: compiled {meta['gpu_arch']} machine code (fatbin); runs only on an {meta['gpu_arch']} GPU")
     if tuning["database"]:
         print(f"{tuning['coverage']} (database {tuning['database']}, {tuning['trials']} trials)")
+        if tuning.get("cpu_database"):
+            print(f"{tuning['cpu_tuned_tasks']}/{tuning['tasks']} tasks take records timed on this CPU model "
+                  f"({tuning['cpu']}: {tuning['cpu_database']}, {tuning['cpu_trials']} trials)")
     else:
         print(f"untuned default schedules ({tuning['reason']}); `slimdet tune` makes it fast")
 
@@ -61,7 +69,7 @@ def cmd_tune(args):
                   trials_per_iter=args.trials_per_iter or TRIALS_PER_ITER, time_budget=args.time_budget,
                   rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key,
                   emulate=emulate, root=args.schedules, population=args.population or POPULATION,
-                  conv3x3=args.conv3x3)
+                  conv3x3=args.conv3x3, this_cpu=args.this_cpu)
     print(report.table())
     print(f"{report.trials_run} trials in {report.seconds / 60:.1f} min this run ({report.trials_before} before); "
           f"{report.coverage}")
@@ -80,8 +88,11 @@ def cmd_remeasure(args):
     from .tuning.remeasure import remeasure
 
     report = remeasure(args.model, args.target, args.variant, args.top, args.schedules, args.imgsz, args.batch,
-                       tuple(args.task or ()), source=args.source)
-    if args.source:
+                       tuple(args.task or ()), source=args.source, this_cpu=args.this_cpu)
+    if args.this_cpu:
+        print(f"{len(report.tasks)} tasks seeded: the best {args.top} records of each in the {args.target} database "
+              f"timed on this CPU; `slimdet tune --this-cpu` goes on from them")
+    elif args.source:
         print(f"{len(report.tasks)} tasks seeded: the best {args.top} {args.source} records of each measured on "
               f"{args.target}; `slimdet tune` goes on from them")
     else:
@@ -414,6 +425,7 @@ def build_parser():
     p.add_argument("--from", dest="source", metavar="PRESET",
                    help="seed the target's database: measure the best records of the model's database for "
                         "PRESET (e.g. x86-avx2 for a new x86-avx512-vnni database) on the target")
+    p.add_argument("--this-cpu", action="store_true", help=THIS_CPU_HELP)
     p.add_argument("--schedules", help="schedules root (default: the committed schedules/)")
     p.set_defaults(func=cmd_remeasure)
 
@@ -436,6 +448,7 @@ def build_parser():
                    help="how a new database computes fp32 3x3 stride-1 convs (default direct; winograd4: "
                         "Winograd F(4x4, 3x3)); an existing database keeps its own")
     p.add_argument("--time-budget", type=float, help="seconds; stops after the trials in flight")
+    p.add_argument("--this-cpu", action="store_true", help=THIS_CPU_HELP)
     p.add_argument("--rpc-tracker", help="HOST:PORT of a TVM RPC tracker with devices registered")
     p.add_argument("--rpc-key")
     p.add_argument("--emulate", action="store_true",

@@ -15,7 +15,8 @@ import torch
 
 from pipeline import build, targets
 from pipeline.models import load_model
-from pipeline.tuning.database import (META_FILE, RECORD_FILE, TuningDatabaseError, cpu_model, database_dir,
+from pipeline.tuning.database import (META_FILE, RECORD_FILE, TuningDatabaseError, applied_database,
+                                      cpu_database_dir, cpu_model, cpu_slug, database_dir, open_cpu_database,
                                       open_database)
 from pipeline.tuning.progress import format_seconds
 from pipeline.tuning.remeasure import remeasure
@@ -164,6 +165,57 @@ def test_a_database_for_a_wider_preset_is_seeded_from_an_avx2_one(tuned_root, tm
     assert compiled.tuning["tuned_tasks"] == 1
     for g, w in _library_and_eager_outputs(compiled):
         assert np.abs(g - w).max() < 1e-3
+
+
+def _times_claimed(directory, seconds: float):
+    """Rewrite every record's measured times in ``directory`` to ``seconds``."""
+    path = directory / RECORD_FILE
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in lines:
+        line[1][1] = [seconds] * len(line[1][1])
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_a_cpu_models_database_refines_its_presets_and_outranks_it(tuned_root, tmp_path):
+    """``tune --this-cpu`` seeds this CPU model's database with the preset database's best records
+    timed here (the preset's files untouched), then tunes on. Compile takes each task's record from
+    it even where the preset's database claims faster times, which were timed on another CPU;
+    another CPU model's database is not applied."""
+    root = tmp_path / "root"
+    directory = database_dir("x86-avx2", "yolov3-tiny", "fp32", root)
+    shutil.copytree(database_dir("x86-avx2", "yolov3-tiny", "fp32", tuned_root[0]), directory)
+    preset_files = {f.name: f.read_bytes() for f in directory.iterdir()}
+    report = tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=2, **QUICK, max_tasks=1, root=root,
+                  this_cpu=True)
+    assert report.database == str(cpu_database_dir(directory)) and report.trials_run >= 1
+    assert {f.name: f.read_bytes() for f in directory.iterdir() if f.is_file()} == preset_files
+    preset_db = open_database(directory, targets.target_json(targets.PRESETS["x86-avx2"]))
+    cpu_db = open_cpu_database(preset_db)
+    assert cpu_db.meta["cpu"] == cpu_model() and cpu_db.meta["seeded_from"] == "x86-avx2"
+    assert cpu_db.meta["trials"] == report.trials_run and cpu_db.meta["remeasured_records"] >= 1
+    assert cpu_db.graph_form == preset_db.graph_form
+
+    _times_claimed(directory, 1e-9)  # "measured" on a CPU a million times faster
+    import tvm
+
+    [workload] = {r.workload.mod for r in cpu_db.open().get_all_tuning_records()}
+    applied = applied_database(preset_db, cpu_db).query_tuning_record(workload, tvm.target.Target(preset_db.target),
+                                                                      "main")
+    assert min(float(t) for t in applied.run_secs) > 1e-8  # this CPU's record, not the faster claim
+    compiled = build.compile_spec(load_model("yolov3-tiny", SIZE), "x86-avx2", schedules_root=root)
+    assert compiled.tuning["cpu_tuned_tasks"] == 1 and compiled.tuning["cpu"] == cpu_model()
+    for g, w in _library_and_eager_outputs(compiled):
+        assert np.abs(g - w).max() < 1e-3
+
+    cpu_db.directory.rename(cpu_db.directory.with_name(cpu_slug("Another CPU (family 1, model 2)")))
+    compiled = build.compile_spec(load_model("yolov3-tiny", SIZE), "x86-avx2", schedules_root=root)
+    assert "cpu_database" not in compiled.tuning and compiled.tuning["tuned_tasks"] == 1
+
+
+def test_the_cpu_directory_names_the_model_and_generation():
+    assert cpu_slug("Intel(R) Xeon(R) Processor (family 6, model 207)") == "intel-xeon-processor-family-6-model-207"
+    assert cpu_slug("AMD EPYC 9R14 96-Core Processor (family 25, model 17)") == \
+        "amd-epyc-9r14-96-core-processor-family-25-model-17"
 
 
 def test_seeding_names_what_it_cannot_seed_from(tuned_root, tmp_path):

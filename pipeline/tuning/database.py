@@ -6,12 +6,21 @@ and ``meta.json``: the exact target JSON it was tuned for, TVM/ffi versions, tri
 time, CPU model. Upstream databases ignore the target (apache/tvm #15549); here a database is
 never applied to a target other than the one in its ``meta.json``.
 
+Records timed on one CPU model are only comparable with records timed on the same model: the
+same yolov8n library ran 18 ms on a Zen 5 host and 37-41 ms on a Xeon (family 6, model 207),
+and MetaSchedule applies each task's fastest record. So a preset's database, portable to every
+CPU of its ISA level, may hold beside it ``cpus/<cpu>/``: a database tuned on one CPU model
+(seeded with the preset database's best schedules measured on it, then tuned on). Compiling on
+that CPU takes each task's record from there, and from the preset's database only for tasks it
+lacks (``applied_database``).
+
 A ``kill -9`` can cut the last appended line short. Loading drops such a trailing partial
 line (losing only that trial) and keeps everything before it; damage anywhere else is an error.
 """
 
 import json
 import platform
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +31,7 @@ WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
 UNMEASURED_S = 1e9  # MetaSchedule records a failed run as taking 1e10 s
 META_FILE = "meta.json"
+CPU_DATABASES = "cpus"  # under a preset's database: one database per CPU model
 SCHEDULES_ROOT = Path(__file__).resolve().parents[2] / "schedules"
 
 
@@ -50,6 +60,18 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     if "cpu family" in fields and "model" in fields:
         return f"{name} (family {fields['cpu family']}, model {fields['model']})"
     return name
+
+
+def cpu_slug(cpu: str) -> str:
+    """A directory name for a CPU model: "Intel(R) Xeon(R) Processor (family 6, model 207)" ->
+    "intel-xeon-processor-family-6-model-207"."""
+    return re.sub(r"[^a-z0-9]+", "-", re.sub(r"\((r|tm)\)", "", cpu.lower())).strip("-")
+
+
+def cpu_database_dir(directory, cpu: str | None = None) -> Path:
+    """Where the records of the preset database in ``directory`` timed on the CPU model ``cpu``
+    (default: this host's) live."""
+    return Path(directory) / CPU_DATABASES / cpu_slug(cpu or cpu_model())
 
 
 def _check_lines(path: Path) -> int:
@@ -172,3 +194,24 @@ def open_database(directory, target: dict, create: bool = False, **new_meta) -> 
     for name in (WORKLOAD_FILE, RECORD_FILE):
         _check_lines(directory / name)
     return TuningDatabase(directory, target, meta)
+
+
+def open_cpu_database(preset_db: TuningDatabase, cpu: str | None = None) -> TuningDatabase | None:
+    """The database tuned on the CPU model ``cpu`` (default: this host's) beside ``preset_db``, if
+    there is one for the same target and graph form; anything else there is an error."""
+    cpu_db = open_database(cpu_database_dir(preset_db.directory, cpu), preset_db.target)
+    if cpu_db is not None and cpu_db.graph_form != preset_db.graph_form:
+        raise TuningDatabaseError(f"{cpu_db.directory} holds another graph form ({cpu_db.graph_form}) than the "
+                                  f"database it refines ({preset_db.graph_form}); delete it and tune it again "
+                                  f"with --this-cpu")
+    return cpu_db
+
+
+def applied_database(preset_db: TuningDatabase, cpu_db: TuningDatabase | None):
+    """What compile queries: each task's best record timed on this CPU where ``cpu_db`` has one,
+    else the preset database's best. Never the fastest of both: their times come from different CPUs."""
+    if cpu_db is None:
+        return preset_db.open()
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.database.OrderedUnionDatabase(cpu_db.open(), preset_db.open())

@@ -12,6 +12,9 @@ The same measuring starts a database for a new ISA level from one tuned on anoth
 the tasks of an fp32 graph are the same on x86-avx2 and x86-avx512-vnni, so the AVX2 database's
 best schedules, measured on the wider target, give its tune a warm start instead of naive code.
 Only the schedules travel; every time in the new database is measured on its own target.
+
+``this_cpu`` seeds the same way the database of one CPU model (database.py: ``cpus/<cpu>/``)
+from its preset's database: the preset database's best schedules, timed on this CPU.
 """
 
 import sys
@@ -21,7 +24,8 @@ from .. import targets
 from ..build import import_model
 from ..models import load_model
 from .builder import local_builder
-from .database import TuningDatabaseError, database_dir, open_database, open_for_tuning, read_meta
+from .database import (TuningDatabaseError, cpu_database_dir, cpu_model, database_dir, open_database,
+                       open_for_tuning, read_meta)
 from .measure import mean_seconds, measurement
 from .progress import deferring_interrupt
 from .tasks import extract_tasks
@@ -48,7 +52,7 @@ class RemeasureReport:
 
 def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int = 4, root=None,
               input_size: int | None = None, batch: int = 1, only: tuple = (), source: str | None = None,
-              source_root=None) -> RemeasureReport:
+              source_root=None, this_cpu: bool = False) -> RemeasureReport:
     """Append each task's ``top`` best records, measured again on this machine, to the database;
     with ``only``, just the tasks whose names contain one of those strings (a deep re-measure of a
     few tasks costs minutes, of all of them hours).
@@ -56,7 +60,8 @@ def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int =
     With ``source`` (a preset of the same kind), the records are those of the model's database for
     that preset (under ``source_root``, default ``root``), measured on ``target`` into ``target``'s
     database, created in the source's graph form if missing. Tasks it already holds records for
-    are skipped, so an interrupted seeding resumes where it stopped."""
+    are skipped, so an interrupted seeding resumes where it stopped. With ``this_cpu``, the seeded
+    database is this CPU model's, beside the preset's, and the records are the preset database's."""
     import tvm
 
     spec = load_model(model, input_size, variant)
@@ -64,10 +69,16 @@ def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int =
     tjson = targets.target_json(preset)
     tvm_target = tvm.target.Target(tjson)
     directory = database_dir(preset.name, model, variant, root)
+    if source is not None and this_cpu:
+        raise ValueError("a database for this CPU is seeded from its own preset's database, not from another preset")
     if source is None:
         db = origin = open_database(directory, tjson)
         if db is None:
-            raise FileNotFoundError(f"no tuning database for {model} {variant} on {preset.name}")
+            raise FileNotFoundError(f"no tuning database for {model} {variant} on {preset.name}"
+                                    f"{' to refine on this CPU: tune one first' if this_cpu else ''}")
+        if this_cpu:
+            db = _seeded_database(cpu_database_dir(directory), tjson, origin, model, variant, preset)
+            db.save_meta(cpu=cpu_model())
     else:
         origin = _source_database(source, preset, spec, source_root or root)
         db = _seeded_database(directory, tjson, origin, model, variant, preset)
@@ -88,7 +99,7 @@ def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int =
                 break
             mod = task.dispatched[0]
             workload = database.commit_workload(mod)
-            if source is not None and list(database.get_top_k(workload, 1)):
+            if origin is not db and list(database.get_top_k(workload, 1)):
                 continue  # seeded before
             if records_from is not database and not records_from.has_workload(mod):
                 continue  # committing it would append to the seed's committed files
@@ -99,7 +110,8 @@ def remeasure(model: str, target: str = "x86", variant: str = "fp32", top: int =
             results.append(Remeasured(task.task_name, [_ms(r.run_secs) for r in records], now))
             print(f"[remeasure] {n + 1}/{len(tasks)} {task.task_name[:48]}: "
                   f"{' '.join(_fmt(r) for r in results[-1].recorded_ms)} ms recorded"
-                  f"{f' on {source}' if source else ''} -> {' '.join(_fmt(r) for r in now)} ms now",
+                  f"{f' on {source}' if source else ''}{' on the preset' if this_cpu else ''} -> "
+                  f"{' '.join(_fmt(r) for r in now)} ms now",
                   file=sys.stderr, flush=True)
             # not trials: tune counts records as trials spent only beyond these
             db.save_meta(remeasured_records=db.meta.get("remeasured_records", 0) + sum(t is not None for t in now))

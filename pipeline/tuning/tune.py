@@ -13,7 +13,7 @@ from .. import targets
 from ..build import import_model
 from ..models import load_model
 from .builder import local_builder
-from .database import TuningDatabaseError, cpu_model, database_dir, open_for_tuning
+from .database import TuningDatabaseError, cpu_database_dir, cpu_model, database_dir, open_for_tuning
 from .int8_dot import space_generator
 from .intrinsics import register_for as register_intrinsics_for
 from .measure import mean_seconds, measurement
@@ -149,12 +149,30 @@ def wave_budget(left: int, wave: Wave, trials_per_iter: int) -> int:
     return min(left, max(math.ceil(left * wave.share), least))
 
 
+# Records per task that seed a CPU model's database from its preset's: the best few schedules
+# timed on one CPU are not ranked the same on another (L1 48 KiB and L2 2 MiB on a Xeon, 32 KiB
+# and 1 MiB on Zen 4).
+CPU_SEED_RECORDS = 4
+
+
+def _seeded_cpu_database(model, preset: str, variant, root, input_size, batch, rpc_tracker, emulate, conv3x3):
+    """This CPU model's database beside the preset's, seeded (or its seeding resumed) from it."""
+    from .remeasure import remeasure
+
+    if rpc_tracker or emulate:
+        raise ValueError("--this-cpu tunes on this machine's CPU; a remote or emulated device has its own preset")
+    if conv3x3:
+        raise ValueError("a CPU model's database keeps the graph form of its preset's database; drop --conv3x3")
+    remeasure(model, preset, variant, CPU_SEED_RECORDS, root, input_size, batch, this_cpu=True)
+    return cpu_database_dir(database_dir(preset, model, variant, root))
+
+
 def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int | None = None, batch: int = 1,
          trials: int = 2000, trials_per_task: int | None = None, trials_per_iter: int = TRIALS_PER_ITER,
          time_budget: float | None = None, rpc_tracker: str | None = None, rpc_key: str | None = None,
          emulate: bool = False, root=None, max_tasks: int | None = None, seed: int = 0,
          tasks_per_wave: int = TASKS_PER_WAVE, population: int = POPULATION,
-         conv3x3: str | None = None) -> TuneReport:
+         conv3x3: str | None = None, this_cpu: bool = False) -> TuneReport:
     """Spend up to ``trials`` measured trials in total on this model/variant/target database:
     trials already recorded count against the budget, and the search warm-starts from them.
 
@@ -163,7 +181,10 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
     given), never into ``schedules/``: emulated timings say nothing about an ARM board.
 
     ``conv3x3``: how a new database computes fp32 3x3 stride-1 convs (tasks.CONV3X3_ALGORITHMS;
-    default direct); an existing one keeps its own, and asking it for another is an error."""
+    default direct); an existing one keeps its own, and asking it for another is an error.
+
+    ``this_cpu``: tune the database of this host's CPU model beside the preset's (database.py),
+    first seeded with the preset database's best records timed here (remeasure.py)."""
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
@@ -173,11 +194,14 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
     preset = targets.resolve_preset(target)
     tjson = targets.target_json(preset)
     tvm_target = tvm.target.Target(tjson)
+    directory = database_dir(preset.name, model, variant, root or (emulated_schedules() if emulate else None))
+    if this_cpu:
+        directory = _seeded_cpu_database(model, preset.name, variant, root, input_size, batch, rpc_tracker, emulate,
+                                         conv3x3)
     with measurement(preset, rpc_tracker, rpc_key, emulate) as measure:
-        db = open_for_tuning(database_dir(preset.name, model, variant, root or (emulated_schedules() if emulate else None)),
-                             tjson, model, variant, preset.name)
+        db = open_for_tuning(directory, tjson, model, variant, preset.name)
         # A database keeps the graph form it was started with (its records only match that graph).
-        form = db.graph_form if db.record_count else GraphForm(preset.conv_layout, preset.int8_kernel,
+        form = db.graph_form if db.record_count or this_cpu else GraphForm(preset.conv_layout, preset.int8_kernel,
                                                                     LATEST_INT8_REVISION, conv3x3 or "direct")
         if conv3x3 and conv3x3 != form.conv3x3:
             raise TuningDatabaseError(f"{db.directory} was tuned with {form.conv3x3} 3x3 convs, not {conv3x3}: "
