@@ -53,9 +53,11 @@ TRIALS ?=
 IMGSZ ?=
 RPC_TRACKER ?=
 RPC_KEY ?=
+# THIS_CPU=1: tune this host's CPU model's database beside the preset's (README, "Databases per CPU model").
+THIS_CPU ?=
 tune: fetch
 	$(SLIMDET) tune --model $(MODEL) --target $(TARGET) $(if $(TRIALS),--trials $(TRIALS)) $(if $(IMGSZ),--imgsz $(IMGSZ)) \
-		$(if $(RPC_TRACKER),--rpc-tracker $(RPC_TRACKER) --rpc-key $(RPC_KEY))
+		$(if $(RPC_TRACKER),--rpc-tracker $(RPC_TRACKER) --rpc-key $(RPC_KEY)) $(if $(THIS_CPU),--this-cpu)
 
 # Compression: MACS is the fraction of MACs to keep; VARIANT names the result (default pruned<N>).
 MACS ?= 0.5

@@ -155,11 +155,17 @@ def plot(report: dict, path: Path) -> Path:
     from ..fsutil import atomic_write_via
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for r in report["rows"]:
-        ax.scatter(r["tvm_p50_ms"], r["accuracy"]["map50"], s=40, zorder=3)
+    rows = sorted(report["rows"], key=lambda r: r["tvm_p50_ms"])
+    maps = [r["accuracy"]["map50"] for r in rows]
+    near = 0.03 * ((max(maps) - min(maps)) or 1.0)
+    for n, r in enumerate(rows):
+        ax.scatter(r["tvm_p50_ms"], maps[n], s=40, zorder=3)
         preset = f" ({r['preset']})" if r.get("preset") else ""
-        ax.annotate(f"TVM {r['variant']}{preset}{'' if r['tuned'] else ' (untuned)'}", (r["tvm_p50_ms"], r["accuracy"]["map50"]),
-                    fontsize=8, xytext=(5, 4), textcoords="offset points")
+        # labels run rightwards: of two points at about the same mAP, the slower one's goes below it
+        below = sum(abs(maps[n] - m) < near for m in maps[:n]) % 2
+        ax.annotate(f"TVM {r['variant']}{preset}{'' if r['tuned'] else ' (untuned)'}", (r["tvm_p50_ms"], maps[n]),
+                    fontsize=8, xytext=(5, -11 if below else 4), textcoords="offset points")
+    ax.margins(y=0.12)  # room for the labels above the top point and below the lowest
     for i, (peer, ms) in enumerate(report["peers_p50_ms"].items()):
         ax.axvline(ms, color=f"C{i + 1}", linestyle=":", linewidth=1, label=peer)
     ax.set_xlabel("latency, batch 1 (ms, median)")
