@@ -212,6 +212,15 @@ def test_a_cpu_models_database_refines_its_presets_and_outranks_it(tuned_root, t
     assert "cpu_database" not in compiled.tuning and compiled.tuning["tuned_tasks"] == 1
 
 
+def test_a_cpu_models_database_needs_its_presets_and_this_host(tmp_path):
+    with pytest.raises(FileNotFoundError, match="tune one first"):
+        tune("yolov3-tiny", "x86-avx2", input_size=SIZE, trials=2, max_tasks=1, root=tmp_path, this_cpu=True)
+    with pytest.raises(ValueError, match="this machine's CPU"):
+        tune("yolov3-tiny", "arm-aarch64", input_size=SIZE, trials=2, root=tmp_path, emulate=True, this_cpu=True)
+    with pytest.raises(ValueError, match="its own preset's database"):
+        remeasure("yolov3-tiny", "x86-avx2", root=tmp_path, input_size=SIZE, source="x86-avx2", this_cpu=True)
+
+
 def test_the_cpu_directory_names_the_model_and_generation():
     assert cpu_slug("Intel(R) Xeon(R) Processor (family 6, model 207)") == "intel-xeon-processor-family-6-model-207"
     assert cpu_slug("AMD EPYC 9R14 96-Core Processor (family 25, model 17)") == \
