@@ -10,7 +10,8 @@ import pytest
 
 from pipeline import build, targets
 from pipeline.models import load_model
-from pipeline.tuning.database import database_dir, open_database
+from pipeline.tuning.database import (CPU_DATABASES, SCHEDULES_ROOT, database_dir, open_cpu_database, open_database,
+                                      read_meta)
 from pipeline.tuning.tasks import coverage, extract_tasks
 
 from .qdq import ort_run
@@ -41,6 +42,26 @@ def test_committed_database_covers_every_task_of_its_graph(preset, model, varian
     target = tvm.target.Target(tjson)
     tasks = extract_tasks(build.import_model(load_model(model, variant=variant)), target, db.graph_form)
     cover = coverage(tasks, db.open(), target)
+    assert cover.untuned == [], cover.summary()
+
+
+CPU_MODEL_DATABASES = sorted(SCHEDULES_ROOT.glob(f"*/*/{CPU_DATABASES}/*"))
+
+
+@pytest.mark.parametrize("directory", CPU_MODEL_DATABASES, ids=lambda d: "/".join(d.relative_to(SCHEDULES_ROOT).parts))
+def test_committed_cpu_model_database_is_found_on_its_cpu_and_covers_every_task(directory):
+    """A database tuned on one CPU model: compile on that CPU finds it under the name of the CPU
+    its meta.json records, in its preset database's graph form, with a record for every task."""
+    import tvm
+
+    preset_dir = directory.parents[1]
+    preset_db = open_database(preset_dir, read_meta(preset_dir)["target"])
+    cpu_db = open_cpu_database(preset_db, read_meta(directory)["cpu"])
+    assert cpu_db is not None and cpu_db.directory == directory
+    meta = cpu_db.meta
+    target = tvm.target.Target(cpu_db.target)
+    spec = load_model(meta["model"], variant=meta["variant"])
+    cover = coverage(extract_tasks(build.import_model(spec), target, cpu_db.graph_form), cpu_db.open(), target)
     assert cover.untuned == [], cover.summary()
 
 
