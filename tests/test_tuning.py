@@ -316,8 +316,10 @@ def test_first_ctrl_c_is_deferred_and_a_second_interrupts():
     """remeasure and tune stop where they check the first Ctrl-C; a second one stops at once. In a
     fresh process: a real SIGINT raised in pytest's own process, after the 151 tests before it,
     ended CI with a segmentation fault (it passed alone; worker threads left by earlier tests are
-    the likely cause)."""
+    the likely cause). Python keeps SIGINT ignored when it starts so (a shell's background job), so
+    the child first takes the handler a terminal gives it."""
     code = ("import signal\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "from pipeline.tuning.progress import deferring_interrupt\n"
             "seen = []\n"
             "try:\n"
