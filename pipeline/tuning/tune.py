@@ -155,8 +155,9 @@ def wave_budget(left: int, wave: Wave, trials_per_iter: int) -> int:
 CPU_SEED_RECORDS = 4
 
 
-def _seeded_cpu_database(model, preset: str, variant, root, input_size, batch, rpc_tracker, emulate, conv3x3):
-    """This CPU model's database beside the preset's, seeded (or its seeding resumed) from it."""
+def _seeded_cpu_database(preset_dir, model, preset: str, variant, root, input_size, batch, rpc_tracker, emulate,
+                         conv3x3):
+    """This CPU model's database beside the preset's in ``preset_dir``, seeded (or its seeding resumed) from it."""
     from .remeasure import remeasure
 
     if rpc_tracker or emulate:
@@ -164,7 +165,7 @@ def _seeded_cpu_database(model, preset: str, variant, root, input_size, batch, r
     if conv3x3:
         raise ValueError("a CPU model's database keeps the graph form of its preset's database; drop --conv3x3")
     remeasure(model, preset, variant, CPU_SEED_RECORDS, root, input_size, batch, this_cpu=True)
-    return cpu_database_dir(database_dir(preset, model, variant, root))
+    return cpu_database_dir(preset_dir)
 
 
 def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int | None = None, batch: int = 1,
@@ -196,8 +197,8 @@ def tune(model: str, target: str = "x86", variant: str = "fp32", input_size: int
     tvm_target = tvm.target.Target(tjson)
     directory = database_dir(preset.name, model, variant, root or (emulated_schedules() if emulate else None))
     if this_cpu:
-        directory = _seeded_cpu_database(model, preset.name, variant, root, input_size, batch, rpc_tracker, emulate,
-                                         conv3x3)
+        directory = _seeded_cpu_database(directory, model, preset.name, variant, root, input_size, batch, rpc_tracker,
+                                         emulate, conv3x3)
     with measurement(preset, rpc_tracker, rpc_key, emulate) as measure:
         db = open_for_tuning(directory, tjson, model, variant, preset.name)
         # A database keeps the graph form it was started with (its records only match that graph).
